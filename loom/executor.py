@@ -1,0 +1,302 @@
+"""Runs a validated workflow: prune, order, cache by signature, report events."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import torch
+
+from .cache import OutputCache, literal_key, node_key
+from .context import Context
+from .devices import resolve_device, resolve_dtype
+from .errors import Interrupted, NodeError, UserInputError, ValidationError
+from .model_manager import ModelManager
+from .models import resolve_model
+from .nodeapi import InputSpec, NodeSpec, check_widget_value
+from .observer import BaseObserver, Observer
+from .registry import Registry
+from .settings import Settings
+from .validate import needed_nodes, resolve_input_image, validate
+from .workflow import Workflow, is_link
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run did and produced."""
+
+    run_id: str
+    executed: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    outputs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ui: dict[str, dict[str, Any]] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Executor:
+    """Runs workflows one at a time; keeps an output cache across runs in this process."""
+
+    def __init__(self, registry: Registry | None = None, cache_size: int = 1024,
+                 cache_bytes: int | None = None, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.registry = registry if registry is not None else Registry.default(self.settings)
+        self.cache = OutputCache(cache_size, cache_bytes)
+        self._interrupt = threading.Event()
+        self._lock = threading.Lock()
+        self._device: torch.device | None = None
+        self._models: ModelManager | None = None
+        self.current_run: str | None = None
+
+    # --- devices -----------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        """The torch device nodes compute on (resolved on first use)."""
+        if self._device is None:
+            self._device = resolve_device(self.settings.device)
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compute dtype for models."""
+        return resolve_dtype(self.settings.precision, self.device)
+
+    @property
+    def models(self) -> ModelManager:
+        """The model manager shared by every run."""
+        if self._models is None:
+            budget = None
+            if self.settings.vram_budget_gb is not None:
+                budget = int(self.settings.vram_budget_gb * (1 << 30))
+            self._models = ModelManager(self.device, self.dtype, budget)
+        return self._models
+
+    def interrupt(self) -> None:
+        """Ask the running workflow to stop at its next check (thread-safe)."""
+        self._interrupt.set()
+
+    # --- running -----------------------------------------------------------------
+    def run(self, workflow: Workflow | dict[str, Any], observer: Observer | None = None,
+            run_id: str | None = None) -> RunResult:
+        """Validate and run; raises ValidationError, NodeError or Interrupted."""
+        obs: Observer = observer or BaseObserver()
+        run_id = run_id or uuid.uuid4().hex[:12]
+        with self._lock:
+            self._interrupt.clear()
+            self.current_run = run_id
+            try:
+                return self._run(workflow, obs, run_id)
+            finally:
+                self.current_run = None
+
+    def _run(self, workflow: Workflow | dict[str, Any], obs: Observer, run_id: str) -> RunResult:
+        wf = self.registry.upgrade(Workflow.load(workflow))
+        problems = validate(wf, self.registry, self.settings)
+        if problems:
+            obs.run_failed(run_id, None, "ValidationError", "; ".join(map(str, problems)))
+            raise ValidationError(problems)
+        nodes: dict[str, dict[str, Any]] = wf.nodes
+        specs = {nid: self.registry[e["type"]] for nid, e in nodes.items()}
+        outputs = [nid for nid, s in specs.items() if s.output]
+        graph = nx.DiGraph()
+        needed = needed_nodes(nodes, outputs)
+        graph.add_nodes_from(needed)
+        for nid in needed:
+            for _, v in nodes[nid].get("inputs", {}).items():
+                if is_link(v):
+                    graph.add_edge(v["node"], nid)
+        order = list(nx.topological_sort(graph))
+        result = RunResult(run_id)
+        run_info: dict[str, Any] = {"run": run_id, "seeds": {}}
+        wf_dict = wf.to_dict()
+        keys: dict[str, str | None] = {}
+        values: dict[str, dict[str, Any]] = {}
+        uis: dict[str, dict[str, Any]] = {}
+        for nid in order:  # phase 1: keys that are known before running anything
+            keys[nid] = self._key(nid, nodes[nid], specs[nid], keys, values, run_info)
+            hit = self.cache.get(keys[nid]) if keys[nid] else None
+            if hit is not None:
+                values[nid], uis[nid] = hit
+        need: set[str] = set(outputs)
+        for nid in reversed(order):  # a cached node does not need its inputs
+            if nid in need and nid not in values:
+                need.update(v["node"] for v in nodes[nid].get("inputs", {}).values() if is_link(v))
+        run_order = [n for n in order if n in need]
+        to_execute = [n for n in run_order if n not in values]
+        obs.run_started(run_id, to_execute, [n for n in run_order if n in values])
+        current: str | None = None
+        try:
+            for nid in run_order:
+                current = nid
+                if nid in values:
+                    result.cached.append(nid)
+                    obs.node_cached(run_id, nid, uis[nid])
+                    continue
+                if self._interrupt.is_set():
+                    raise Interrupted(f"interrupted before node {nid!r}")
+                self._execute(nid, nodes[nid], specs[nid], keys, values, uis, run_info,
+                              wf_dict, obs, result)
+        except Interrupted:
+            obs.run_interrupted(run_id, current)
+            raise
+        except NodeError as err:
+            obs.node_failed(run_id, err.node, err.error_type, err.message, err.traceback)
+            obs.run_failed(run_id, err.node, err.error_type, err.message)
+            raise
+        for nid in outputs:
+            if nid in values:
+                result.outputs[nid] = values[nid]
+                result.ui[nid] = uis.get(nid, {})
+        obs.run_finished(run_id, result)
+        return result
+
+    def _key(self, nid: str, entry: dict[str, Any], spec: NodeSpec, keys: dict[str, str | None],
+             values: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> str | None:
+        """The cache key, or None when it can only be known after running upstream nodes."""
+        if not spec.cache:
+            return None
+        literals: dict[str, Any] = {}
+        links: list[tuple[str, str, str]] = []
+        for name, v in entry.get("inputs", {}).items():
+            if is_link(v):
+                pk = keys.get(v["node"])
+                if pk is None:
+                    return None
+                links.append((name, pk, v["output"]))
+            else:
+                literals[name] = v
+        fp = None
+        if spec.fingerprint is not None:
+            if any(is_link(v) and v["node"] not in values for v in entry.get("inputs", {}).values()):
+                return None
+            try:
+                kwargs = self._inputs(nid, entry, spec, values, run_info)
+                fp = str(spec.fingerprint(**kwargs))
+            except Exception as exc:  # noqa: BLE001 - reported when the node runs
+                log.debug("fingerprint of %s failed: %s", nid, exc)
+                return None
+        return node_key(spec.id, spec.version, literals, links, fp)
+
+    def _inputs(self, nid: str, entry: dict[str, Any], spec: NodeSpec,
+                values: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> dict[str, Any]:
+        given = entry.get("inputs", {})
+        kwargs: dict[str, Any] = {}
+        for inp in spec.inputs:
+            v = given.get(inp.name)
+            linked = is_link(v)
+            if linked:
+                v = values[v["node"]][v["output"]]
+            elif v is None:
+                v = inp.default
+            kwargs[inp.name] = self._convert(nid, inp, v, linked, run_info) if v is not None else None
+        return kwargs
+
+    def _convert(self, nid: str, inp: InputSpec, v: Any, linked: bool, run_info: dict[str, Any]) -> Any:
+        if inp.kind != "widget":
+            return v
+        if linked:
+            msg = check_widget_value(nid, inp, v.value if hasattr(v, "value") and inp.enum else v)
+            if msg:
+                raise UserInputError(msg, inp.name)
+        if inp.enum is not None and not isinstance(v, inp.enum):
+            return inp.enum(v)
+        if inp.widget == "float":
+            return float(v)
+        if inp.widget in ("int", "seed"):
+            if inp.widget == "seed":
+                run_info["seeds"][f"{nid}.{inp.name}"] = int(v)
+            return int(v)
+        if inp.widget == "model_file":
+            return resolve_model(self.settings, inp.model_kind or "", v)
+        if inp.widget == "image_file":
+            return resolve_input_image(self.settings, v)
+        return v
+
+    def _execute(self, nid: str, entry: dict[str, Any], spec: NodeSpec,
+                 keys: dict[str, str | None], values: dict[str, dict[str, Any]],
+                 uis: dict[str, dict[str, Any]], run_info: dict[str, Any],
+                 wf_dict: dict[str, Any], obs: Observer, result: RunResult) -> None:
+        try:
+            kwargs = self._inputs(nid, entry, spec, values, run_info)
+            if keys[nid] is None:
+                keys[nid] = self._late_key(nid, entry, spec, keys, kwargs)
+                hit = self.cache.get(keys[nid]) if spec.cache else None
+                if hit is not None:
+                    values[nid], uis[nid] = hit
+                    result.cached.append(nid)
+                    obs.node_cached(result.run_id, nid, uis[nid])
+                    return
+        except UserInputError as exc:
+            raise _node_error(nid, spec, exc) from exc
+        obs.node_started(result.run_id, nid)
+        ctx = Context(node_id=nid, node_type=spec.id, run_id=result.run_id,
+                      settings=self.settings, device=self.device, dtype=self.dtype,
+                      models=self._models if self._models is not None else _LazyModels(self),
+                      interrupt_event=self._interrupt, workflow=wf_dict, run_info=run_info,
+                      on_progress=lambda v, t, p, info: obs.node_progress(result.run_id, nid, v, t, p, info))
+        t0 = time.perf_counter()
+        try:
+            out = self._call(spec, ctx, kwargs)
+        except Interrupted:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every node failure becomes a NodeError
+            raise _node_error(nid, spec, exc) from exc
+        result.timings[nid] = time.perf_counter() - t0
+        values[nid], uis[nid] = out, ctx.ui
+        if spec.cache:
+            self.cache.put(keys[nid], out, ctx.ui)  # type: ignore[arg-type]
+        result.executed.append(nid)
+        obs.node_finished(result.run_id, nid, ctx.ui)
+
+    def _late_key(self, nid: str, entry: dict[str, Any], spec: NodeSpec,
+                  keys: dict[str, str | None], kwargs: dict[str, Any]) -> str:
+        if not spec.cache:
+            return uuid.uuid4().hex  # a fresh key: every descendant runs again
+        literals = {k: v for k, v in entry.get("inputs", {}).items() if not is_link(v)}
+        links = [(k, keys[v["node"]] or "", v["output"])
+                 for k, v in entry.get("inputs", {}).items() if is_link(v)]
+        fp = str(spec.fingerprint(**kwargs)) if spec.fingerprint is not None else None
+        return node_key(spec.id, spec.version, literals, links, fp)
+
+    def _call(self, spec: NodeSpec, ctx: Context, kwargs: dict[str, Any]) -> dict[str, Any]:
+        for attempt in (0, 1):
+            try:
+                with torch.no_grad():
+                    raw = spec.fn(ctx, **kwargs) if spec.takes_context else spec.fn(**kwargs)
+                return spec.normalize_result(raw)
+            except torch.OutOfMemoryError:
+                if attempt or self._models is None:
+                    raise
+                log.warning("out of memory in %s: freeing models and retrying once", spec.id)
+                self._models.unload_all()
+        raise AssertionError("unreachable")
+
+
+class _LazyModels:
+    """Creates the executor's ModelManager the first time a node touches ``ctx.models``."""
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._executor.models, name)
+
+
+def _node_error(nid: str, spec: NodeSpec, exc: BaseException) -> NodeError:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, UserInputError) and exc.input:
+        message = f"input {exc.input!r}: {message}"
+    if isinstance(exc, torch.OutOfMemoryError):
+        message = ("out of memory even after unloading models; lower the batch size or resolution, "
+                   "or use tiling")
+    return NodeError(nid, spec.id, type(exc).__name__, message,
+                     "".join(traceback.format_exception(exc)))
+
+
+__all__ = ["Executor", "RunResult", "literal_key"]

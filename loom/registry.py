@@ -1,0 +1,210 @@
+"""A registry of node specs: lookup, link compatibility, schemas and migrations."""
+from __future__ import annotations
+
+import copy
+import enum
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from .errors import RegistryError
+from .models import list_models
+from .nodeapi import InputSpec, NodeSpec, declared_in
+from .settings import Settings
+from .types import COERCIONS, ImageFile, ModelFile, Seed, type_name
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PluginError:
+    """A plugin that failed to import, and why."""
+
+    plugin: str
+    error: str
+    traceback: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form for /api/system."""
+        return {"plugin": self.plugin, "error": self.error}
+
+
+class Registry:
+    """Node specs by id. Build one with ``Registry.default()`` or add modules yourself."""
+
+    def __init__(self) -> None:
+        self._specs: dict[str, NodeSpec] = {}
+        self.plugin_errors: list[PluginError] = []
+        self.plugins: list[str] = []
+
+    @classmethod
+    def default(cls, settings: Settings | None = None) -> "Registry":
+        """Built-in nodes, entry-point plugins and the custom_nodes folders of ``settings``."""
+        from .plugins import load_all
+        reg = cls()
+        load_all(reg, settings or Settings.from_env())
+        return reg
+
+    def register(self, spec: NodeSpec) -> None:
+        """Add one spec; a duplicate id is an error unless the new spec says ``override=True``."""
+        old = self._specs.get(spec.id)
+        if old is not None and old is not spec and not spec.override:
+            raise RegistryError(f"node id {spec.id!r} from {spec.module} is already registered by "
+                                f"{old.module}; pick another id or pass override=True")
+        self._specs[spec.id] = spec
+
+    def add_module(self, module_name: str) -> int:
+        """Register every node declared in an imported module or package; returns the count."""
+        specs = declared_in(module_name)
+        for s in specs:
+            self.register(s)
+        return len(specs)
+
+    def add(self, *fns: Any) -> None:
+        """Register functions decorated with ``@node`` (handy in tests)."""
+        for fn in fns:
+            spec = getattr(fn, "__loom_node__", None)
+            if spec is None:
+                raise RegistryError(f"{fn!r} is not decorated with @node")
+            self.register(spec)
+
+    def get(self, type_id: str) -> NodeSpec | None:
+        """The spec or None."""
+        return self._specs.get(type_id)
+
+    def __getitem__(self, type_id: str) -> NodeSpec:
+        return self._specs[type_id]
+
+    def __contains__(self, type_id: object) -> bool:
+        return type_id in self._specs
+
+    def __iter__(self) -> Iterator[NodeSpec]:
+        return iter(self._specs.values())
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    # --- schemas -----------------------------------------------------------------
+    def schemas(self, settings: Settings | None = None) -> list[dict[str, Any]]:
+        """The JSON schema of every node (model combos list files found under ``settings``)."""
+        return [self.schema(s, settings) for s in sorted(self._specs.values(),
+                                                          key=lambda s: (s.category, s.id))]
+
+    def schema(self, spec: NodeSpec, settings: Settings | None = None) -> dict[str, Any]:
+        """The JSON schema of one node."""
+        return {
+            "id": spec.id, "title": spec.title, "category": spec.category,
+            "version": spec.version, "description": spec.description,
+            "output_node": spec.output, "cache": spec.cache and spec.fingerprint is None,
+            "inputs": [_input_schema(i, settings) for i in spec.inputs],
+            "outputs": [{"name": o.name, "type": type_name(o.type), "types": output_types(o.type)}
+                        for o in spec.outputs],
+        }
+
+    # --- migrations --------------------------------------------------------------
+    def upgrade(self, workflow: Any) -> Any:
+        """A copy of the workflow with older node versions migrated to the current ones."""
+        from .workflow import Workflow
+        wf = workflow if isinstance(workflow, Workflow) else Workflow.from_dict(workflow)
+        nodes = {}
+        for nid, entry in wf.nodes.items():
+            spec = self._specs.get(entry.get("type")) if isinstance(entry, dict) else None
+            if spec is None or not isinstance(entry.get("inputs", {}), dict):
+                nodes[nid] = entry
+                continue
+            ver = entry.get("version", spec.version)
+            if not isinstance(ver, int) or ver >= spec.version:
+                nodes[nid] = entry
+                continue
+            inputs = copy.deepcopy(entry.get("inputs", {}))
+            for v in range(max(ver, 1), spec.version):
+                if v in spec.migrations:
+                    inputs = spec.migrations[v](inputs)
+            nodes[nid] = {**entry, "inputs": inputs, "version": spec.version}
+        return Workflow(nodes=nodes, groups=wf.groups, meta=wf.meta, extra=wf.extra)
+
+
+def output_types(tp: Any) -> list[str]:
+    """An output's type and every type it may connect to (bases and coercions)."""
+    if tp is Any:
+        return ["*"]
+    names: list[str] = []
+    if isinstance(tp, type):
+        for base in tp.__mro__:
+            if base is object or base.__module__ == "builtins" and base not in (int, float, str, bool):
+                continue
+            names.append(type_name(base))
+        for a, b in COERCIONS:
+            if a is tp:
+                names.append(type_name(b))
+        if tp is int:
+            names.append("seed")
+        if tp is str:
+            names += ["model_file", "image_file", "combo"]
+    else:
+        names.append(type_name(tp))
+    return list(dict.fromkeys(names))
+
+
+def compatible(out_type: Any, inp: InputSpec) -> bool:
+    """May an output of ``out_type`` feed input ``inp``?"""
+    in_type = inp.type
+    if out_type is Any or in_type is Any:
+        return True
+    if not isinstance(out_type, type):
+        return out_type == in_type
+    if inp.widget == "combo":
+        if inp.enum is not None and issubclass(out_type, inp.enum):
+            return True
+        return out_type is str or (issubclass(out_type, int) and all(
+            isinstance(c, int) for c in inp.choices or ()))
+    if inp.widget in ("model_file", "image_file"):
+        return issubclass(out_type, str)
+    if inp.widget == "seed":
+        return issubclass(out_type, int) and out_type is not bool
+    if isinstance(in_type, type):
+        if issubclass(out_type, in_type):
+            return out_type is not bool or in_type is bool or in_type is object
+        return (out_type, in_type) in COERCIONS
+    return False
+
+
+def _input_schema(i: InputSpec, settings: Settings | None) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": i.name, "type": i.type_name, "kind": i.kind, "required": i.required}
+    if i.kind == "widget":
+        default = i.default.value if isinstance(i.default, enum.Enum) else i.default
+        d["default"] = default
+        for key, val in (("min", i.ge), ("max", i.le), ("step", i.step)):
+            if val is not None:
+                d[key] = val
+        if i.multiline:
+            d["multiline"] = True
+        if i.choices is not None:
+            d["choices"] = list(i.choices)
+        if i.widget == "seed":
+            d["randomize"] = True
+        if i.widget == "model_file":
+            d["model_kind"] = i.model_kind
+            d["choices"] = list_models(settings, i.model_kind) if settings else []
+        if i.widget == "image_file":
+            d["upload"] = True
+            d["choices"] = _uploaded_images(settings) if settings else []
+    if i.help:
+        d["help"] = i.help
+    if i.label:
+        d["label"] = i.label
+    return d
+
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif")
+
+
+def _uploaded_images(settings: Settings) -> list[str]:
+    root = settings.inputs
+    if not root.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+__all__ = ["Registry", "PluginError", "compatible", "output_types", "ModelFile", "ImageFile", "Seed"]

@@ -1,0 +1,73 @@
+"""The home folder and every path derived from it."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_MODELS = REPO_ROOT / "models"
+REPO_WORKFLOWS = REPO_ROOT / "workflows"
+MODEL_KINDS = ("checkpoints", "diffusers", "vae", "text_encoders", "gan", "features", "embedded")
+
+
+@dataclass
+class Settings:
+    """Where things live and how to compute; every CLI command builds one from its flags."""
+
+    home: Path = field(default_factory=Path.cwd)
+    models_dirs: list[Path] = field(default_factory=list)
+    custom_nodes_dirs: list[Path] = field(default_factory=list)
+    output_dir: Path | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    vram_budget_gb: float | None = None
+
+    def __post_init__(self) -> None:
+        self.home = Path(self.home).expanduser().resolve()
+        self.models_dirs = [Path(p).expanduser().resolve() for p in self.models_dirs]
+        self.custom_nodes_dirs = [Path(p).expanduser().resolve() for p in self.custom_nodes_dirs]
+        if self.output_dir is not None:
+            self.output_dir = Path(self.output_dir).expanduser().resolve()
+
+    @property
+    def model_roots(self) -> list[Path]:
+        """Roots searched for models: home/models, --models-dir ones, the repo's models/."""
+        roots = [self.home / "models", *self.models_dirs, REPO_MODELS]
+        seen: list[Path] = []
+        for r in roots:
+            if r not in seen:
+                seen.append(r)
+        return seen
+
+    @property
+    def custom_nodes_roots(self) -> list[Path]:
+        """Folders whose plugins are loaded: home/custom_nodes plus --custom-nodes ones."""
+        roots = [self.home / "custom_nodes", *self.custom_nodes_dirs]
+        return list(dict.fromkeys(roots))
+
+    @property
+    def outputs(self) -> Path:
+        """Folder saved images go to."""
+        return self.output_dir or self.home / "output"
+
+    @property
+    def inputs(self) -> Path:
+        """Folder of uploaded images."""
+        return self.home / "input"
+
+    @property
+    def user(self) -> Path:
+        """Queue database, saved workflows, settings."""
+        return self.home / "user"
+
+    @property
+    def previews(self) -> Path:
+        """Temporary preview images."""
+        return self.home / "temp"
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Settings from LOOM_HOME / LOOM_DEVICE when set, else defaults."""
+        return cls(home=Path(os.environ.get("LOOM_HOME", os.getcwd())),
+                   device=os.environ.get("LOOM_DEVICE", "auto"))
