@@ -1,0 +1,104 @@
+"""DCGAN-family generator and discriminator, optionally class-conditional, for power-of-two sizes >= 8."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+log = logging.getLogger(__name__)
+
+
+def _levels(image_size: int) -> int:
+    """Number of x2 stages between a 4x4 map and `image_size`; validates the size."""
+    if image_size < 8 or image_size & (image_size - 1):
+        raise ValueError(f"image_size must be a power of two >= 8, got {image_size}")
+    return int(math.log2(image_size)) - 2
+
+
+class DCGANGenerator(nn.Module):
+    """z (+ class embedding) -> 4x4 -> transposed-conv upsampling -> tanh image in [-1, 1]."""
+
+    def __init__(self, z_dim: int = 128, image_size: int = 64, channels: int = 3, base_channels: int = 32,
+                 num_classes: int = 0, embed_dim: int = 32, max_channels: int = 512,
+                 class_names: list[str] | None = None) -> None:
+        super().__init__()
+        n = _levels(image_size)
+        self.z_dim, self.image_size, self.channels = z_dim, image_size, channels
+        self.base_channels, self.num_classes, self.embed_dim = base_channels, num_classes, embed_dim
+        self.max_channels = max_channels
+        self.class_names = list(class_names) if class_names else None
+        self.embed = nn.Embedding(num_classes, embed_dim) if num_classes > 0 else None
+        width = [min(base_channels * 2 ** (n - 1 - i), max_channels) for i in range(n)]  # at 4x4 .. size/2
+        cin = z_dim + (embed_dim if num_classes > 0 else 0)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(cin, width[0], 4, 1, 0, bias=False),
+                                   nn.BatchNorm2d(width[0]), nn.ReLU(True)]
+        for a, b in zip(width[:-1], width[1:]):
+            layers += [nn.ConvTranspose2d(a, b, 4, 2, 1, bias=False), nn.BatchNorm2d(b), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(width[-1], channels, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Images (B, channels, size, size) in [-1, 1] from z (B, z_dim) and optional class labels (B,)."""
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels")
+            z = torch.cat([z, self.embed(labels.long())], dim=1)
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able constructor arguments plus the architecture tag."""
+        return {"arch": "dcgan", "z_dim": self.z_dim, "image_size": self.image_size, "channels": self.channels,
+                "base_channels": self.base_channels, "num_classes": self.num_classes,
+                "embed_dim": self.embed_dim, "max_channels": self.max_channels, "class_names": self.class_names}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "DCGANGenerator":
+        """Build from `config()` output (unknown keys such as training notes are ignored)."""
+        keys = ("z_dim", "image_size", "channels", "base_channels", "num_classes", "embed_dim", "max_channels",
+                "class_names")
+        if cfg.get("arch", "dcgan") != "dcgan":
+            raise ValueError(f"not a dcgan config: {cfg.get('arch')!r}")
+        return cls(**{k: cfg[k] for k in keys if k in cfg})
+
+
+class DCGANDiscriminator(nn.Module):
+    """Strided convs (spectral norm, LeakyReLU) down to 4x4, a linear logit plus a class projection."""
+
+    def __init__(self, image_size: int = 64, channels: int = 3, base_channels: int = 32, num_classes: int = 0,
+                 max_channels: int = 512) -> None:
+        super().__init__()
+        n = _levels(image_size)
+        self.image_size, self.channels, self.base_channels = image_size, channels, base_channels
+        self.num_classes, self.max_channels = num_classes, max_channels
+        width = [min(base_channels * 2 ** i, max_channels) for i in range(n)]  # at size/2 .. 4x4
+        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(channels, width[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        for a, b in zip(width[:-1], width[1:]):
+            layers += [spectral_norm(nn.Conv2d(a, b, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        self.net = nn.Sequential(*layers)
+        feat = width[-1] * 16
+        self.linear = spectral_norm(nn.Linear(feat, 1))
+        self.embed = spectral_norm(nn.Embedding(num_classes, feat)) if num_classes > 0 else None
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Realness logits (B,) for images in [-1, 1]."""
+        h = self.net(images).flatten(1)
+        out = self.linear(h).squeeze(1)
+        if self.embed is not None and labels is not None:
+            out = out + (self.embed(labels.long()) * h).sum(1)
+        return out
+
+    def config(self) -> dict[str, Any]:
+        """JSON-able constructor arguments plus the architecture tag."""
+        return {"arch": "dcgan_discriminator", "image_size": self.image_size, "channels": self.channels,
+                "base_channels": self.base_channels, "num_classes": self.num_classes,
+                "max_channels": self.max_channels}
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> "DCGANDiscriminator":
+        """Build from `config()` output."""
+        return cls(**{k: v for k, v in cfg.items() if k != "arch"})

@@ -1,0 +1,113 @@
+"""Judge accuracy of the embedded shapes-ldm (DDIM + CFG, plain diffusers calls) and shapes-gan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+
+from nodes._lib import shapes  # noqa: E402
+from nodes._lib.dcgan import DCGANGenerator  # noqa: E402
+from nodes._lib.judge import ShapesJudge  # noqa: E402
+from nodes._lib.minilm import MiniLM  # noqa: E402
+
+EMB = ROOT / "models" / "embedded"
+KEYS = ("shape", "colour", "size", "position")
+
+
+def save_grid(x: torch.Tensor, path: Path, cols: int = 10) -> None:
+    """Save images in [0, 1] as a PNG grid."""
+    n = (len(x) // cols) * cols
+    a = (x[:n].clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
+    h, w = a.shape[1:3]
+    grid = a.reshape(n // cols, cols, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(n // cols * h, cols * w, 3)
+    Image.fromarray(np.ascontiguousarray(grid)).save(path)
+
+
+@torch.no_grad()
+def sample_ldm(folder: Path, captions: list[str], steps: int, cfg: float, seed: int, batch: int = 50) -> torch.Tensor:
+    """Generate images in [0, 1] for captions with DDIM and classifier-free guidance."""
+    vae = AutoencoderKL.from_pretrained(folder / "vae", torch_dtype=torch.float32).eval()
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet", torch_dtype=torch.float32).eval()
+    sched = DDIMScheduler.from_pretrained(folder / "scheduler")
+    enc = MiniLM.from_package()
+    shift, scale = vae.config.shift_factor, vae.config.scaling_factor
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for i in tqdm(range(0, len(captions), batch), desc="ldm"):
+        caps = captions[i:i + batch]
+        cond = enc.encode(caps)
+        uncond = enc.encode([""]).expand_as(cond)
+        ctx = torch.cat([uncond, cond])
+        z = torch.randn(len(caps), 4, 8, 8, generator=g) * sched.init_noise_sigma
+        sched.set_timesteps(steps)
+        for t in sched.timesteps:
+            eps_u, eps_c = unet(torch.cat([z, z]), t, encoder_hidden_states=ctx).sample.chunk(2)
+            z = sched.step(eps_u + cfg * (eps_c - eps_u), t, z).prev_sample
+        x = vae.decode(z / scale + shift).sample
+        out.append(((x + 1) / 2).clamp(0, 1))
+    return torch.cat(out)
+
+
+def score(x: torch.Tensor, specs: list) -> dict[str, float]:
+    """Judge accuracy per attribute."""
+    judge = ShapesJudge.load(EMB / "shapes-judge")
+    p, y = judge.predict(x), shapes.labels_tensor(specs)
+    return {k: round(float((p[k] == y[k]).float().mean()), 3) for k in KEYS}
+
+
+@torch.no_grad()
+def eval_gan(folder: Path, per_class: int, seed: int) -> dict[str, float]:
+    """Per-class judge shape accuracy of GAN samples (generator in eval mode, as Loom loads it)."""
+    gen = DCGANGenerator.from_config(json.loads((folder / "config.json").read_text()))
+    gen.load_state_dict({k: v.float() for k, v in load_file(str(folder / "generator.safetensors")).items()})
+    gen.eval()
+    judge = ShapesJudge.load(EMB / "shapes-judge")
+    g = torch.Generator().manual_seed(seed)
+    res, imgs = {}, []
+    for c, name in enumerate(shapes.SHAPES):
+        x = ((gen(torch.randn(per_class, gen.z_dim, generator=g), torch.full((per_class,), c)) + 1) / 2).clamp(0, 1)
+        res[name] = round(float((judge.predict(x)["shape"] == c).float().mean()), 3)
+        imgs.append(x[:10])
+    res["mean"] = round(sum(res[n] for n in shapes.SHAPES) / len(shapes.SHAPES), 3)
+    save_grid(torch.cat(imgs), Path("/tmp/eval_gan.png"))
+    return res
+
+
+def main() -> None:
+    """Parse args, run the requested evaluations, print JSON."""
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--what", choices=("ldm", "gan", "all"), default="all")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--cfg", type=float, default=4.5)
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    result: dict[str, object] = {}
+    if args.what in ("ldm", "all"):
+        real, caps, specs = shapes.make_batch(args.n, 555_000 + args.seed)  # held-out captions
+        x = sample_ldm(EMB / "shapes-ldm", caps, args.steps, args.cfg, args.seed)
+        save_grid(x, Path("/tmp/eval_ldm.png"))
+        result["ldm"] = {"n": args.n, "ddim_steps": args.steps, "cfg": args.cfg, **score(x, specs)}
+        result["real_images"] = score(real, specs)
+    if args.what in ("gan", "all"):
+        result["gan_shape_accuracy"] = eval_gan(EMB / "shapes-gan", args.n, args.seed)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
