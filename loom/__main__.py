@@ -1,0 +1,6 @@
+"""``python -m loom`` is the ``loom`` command."""
+import sys
+
+from .cli import main
+
+sys.exit(main())
