@@ -1,0 +1,158 @@
+"""GAN nodes with tiny random generators of both families, run through the executor."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import nodes.gan
+from loom import Executor, NodeError, Registry, Settings, node
+from loom.types import Image
+from nodes._lib.dcgan import DCGANGenerator
+from nodes._lib.stylegan import StyleGANGenerator
+
+
+@node(id="test_gan_capture", output=True)
+def capture(images: Image) -> Image:
+    """Hand the images back as a run output (test helper)."""
+    return images
+
+
+def _save(folder: Path, module: torch.nn.Module, drop: tuple[str, ...] = ()) -> None:
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(module.config()))  # type: ignore[operator]
+    state = {k: v.contiguous() for k, v in module.state_dict().items() if k not in drop}
+    save_file(state, str(folder / "generator.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("home")
+    torch.manual_seed(0)
+    sg = StyleGANGenerator(z_dim=16, w_dim=16, image_size=16, mapping_layers=2, channel_base=128,
+                           channel_max=16)
+    with torch.no_grad():
+        sg.mapping.w_avg.copy_(torch.randn(16))
+        for layer in sg.synthesis.layers:
+            layer.noise_strength.fill_(0.5)
+    _save(root / "models/gan/sg", sg)
+    _save(root / "models/gan/sg_noavg", sg, drop=("mapping.w_avg",))
+    dc = DCGANGenerator(z_dim=8, image_size=16, base_channels=8, num_classes=3,
+                        class_names=["circle", "square", "triangle"])
+    _save(root / "models/gan/dc", dc)
+    bad = root / "models/gan/bad"
+    bad.mkdir(parents=True)
+    (bad / "config.json").write_text(json.dumps({"arch": "biggan"}))
+    (bad / "generator.safetensors").write_bytes(b"")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ex(home: Path) -> Executor:
+    reg = Registry()
+    reg.add_module("nodes.gan")
+    reg.add(capture)
+    return Executor(reg, settings=Settings(home=home))
+
+
+def _run(ex: Executor, model: str, node_type: str = "gan_generate", **inputs: Any) -> torch.Tensor:
+    wf = {"nodes": {"g": {"type": "load_gan", "inputs": {"name": model}},
+                    "s": {"type": node_type, "inputs": {"generator": {"node": "g", "output": "generator"},
+                                                        **inputs}},
+                    "out": {"type": "test_gan_capture", "inputs": {"images": {"node": "s", "output": "image"}}}}}
+    return ex.run(wf).outputs["out"]["image"]
+
+
+@pytest.mark.parametrize("model", ["sg", "dc"])
+def test_shapes_range_and_determinism(ex: Executor, model: str) -> None:
+    a = _run(ex, model, seed=5, batch=3)
+    assert a.shape == (3, 3, 16, 16) and a.dtype == torch.float32
+    assert 0.0 <= float(a.min()) and float(a.max()) <= 1.0
+    ex.cache.clear()
+    b = _run(ex, model, seed=5, batch=3)
+    assert torch.equal(a, b)
+    c = _run(ex, model, seed=6, batch=1)
+    assert torch.allclose(c[0], a[1], atol=1e-5), "image i of a batch uses seed + i"
+    assert not torch.allclose(a[0], a[1])
+
+
+def test_stylegan_truncation_zero_gives_the_mean_image(ex: Executor) -> None:
+    imgs = _run(ex, "sg", seed=1, batch=4, truncation=0.0)
+    assert torch.allclose(imgs, imgs[:1].expand_as(imgs), atol=1e-6)
+    gan = nodes.gan.read_gan(ex.settings.home / "models/gan/sg")
+    with torch.no_grad():
+        mean = gan.module.synthesis(gan.module.w_avg[None])
+    assert torch.allclose(imgs[0], ((mean[0] + 1) / 2).clamp(0, 1), atol=1e-5)
+    half = _run(ex, "sg", seed=1, batch=4, truncation=0.5)
+    full = _run(ex, "sg", seed=1, batch=4, truncation=1.0)
+    assert (half - imgs).abs().mean() < (full - imgs).abs().mean()
+
+
+def test_stylegan_noise_modes_and_missing_w_avg(ex: Executor) -> None:
+    const = _run(ex, "sg", seed=2, noise="const")
+    rand = _run(ex, "sg", seed=2, noise="random")
+    assert not torch.allclose(const, rand)
+    assert torch.allclose(rand, _run(ex, "sg", seed=2, noise="random", batch=2)[:1], atol=1e-5)
+    gan = nodes.gan.read_gan(ex.settings.home / "models/gan/sg_noavg")
+    assert float(gan.module.w_avg.abs().sum()) > 0, "w_avg estimated when the file lacks it"
+
+
+def test_dcgan_truncation_zero_and_classes(ex: Executor) -> None:
+    imgs = _run(ex, "dc", seed=3, batch=3, truncation=0.0, class_name="square")
+    assert torch.allclose(imgs, imgs[:1].expand_as(imgs), atol=1e-6)
+    by_index = _run(ex, "dc", seed=3, batch=2, class_index=1)
+    by_name = _run(ex, "dc", seed=3, batch=2, class_name="Square")
+    assert torch.equal(by_index, by_name)
+    assert not torch.allclose(by_index, _run(ex, "dc", seed=3, batch=2, class_index=2))
+
+
+@pytest.mark.parametrize("model,extra", [("sg", {}), ("sg", {"noise": "random"}),
+                                         ("dc", {"class_index": 0}), ("sg", {"truncation": 0.7})])
+def test_walk_endpoints_equal_the_seeds_images(ex: Executor, model: str, extra: dict[str, Any]) -> None:
+    walk = _run(ex, model, "gan_latent_walk", seed_a=10, seed_b=20, steps=5, **extra)
+    assert walk.shape[0] == 5
+    a = _run(ex, model, seed=10, **extra)
+    b = _run(ex, model, seed=20, **extra)
+    assert torch.allclose(walk[0], a[0], atol=1e-5)
+    assert torch.allclose(walk[-1], b[0], atol=1e-5)
+    mid = (walk[2] - a[0]).abs().mean()
+    assert 0 < mid and (walk[1] - a[0]).abs().mean() < (walk[3] - a[0]).abs().mean() + 1e-3
+
+
+def test_slerp_keeps_norm_between_endpoints() -> None:
+    a, b = torch.randn(1, 64), torch.randn(1, 64)
+    out = nodes.gan.slerp(a, b, torch.linspace(0, 1, 7))
+    assert torch.equal(out[0], a[0]) and torch.equal(out[-1], b[0])
+    norms = out.norm(dim=1)
+    assert float(norms.min()) > 0.8 * min(float(a.norm()), float(b.norm()))
+
+
+@pytest.mark.parametrize("model,inputs,expect", [
+    ("dc", {"class_index": 3}, "out of range"),
+    ("dc", {"class_name": "hexagon"}, "unknown class 'hexagon'"),
+    ("sg", {"class_index": 0}, "not class-conditional"),
+    ("bad", {}, "unknown \"arch\" 'biggan'"),
+])
+def test_bad_inputs_give_clear_errors(ex: Executor, model: str, inputs: dict[str, Any], expect: str) -> None:
+    with pytest.raises(NodeError) as err:
+        _run(ex, model, **inputs)
+    assert expect in str(err.value)
+
+
+def test_missing_weights_and_foreign_generator(ex: Executor, home: Path, tmp_path: Path) -> None:
+    from loom import ValidationError
+    with pytest.raises((NodeError, ValidationError)) as err:
+        _run(ex, "nothere")
+    assert "nothere" in str(err.value)
+    folder = tmp_path / "g"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"arch": "dcgan", "z_dim": 8, "image_size": 16}))
+    with pytest.raises(Exception) as err2:
+        nodes.gan.read_gan(folder)
+    assert "no generator.safetensors" in str(err2.value)
+    with pytest.raises(Exception, match="expected a GAN generator"):
+        nodes.gan._gan(object())
