@@ -1,0 +1,173 @@
+"""The OpenAPI 3.1 document of /api (a test checks it against the router)."""
+from __future__ import annotations
+
+from typing import Any
+
+from .events import EVENT_TYPES
+from .queue_store import STATUSES
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _err(description: str) -> dict[str, Any]:
+    return _json(_ERROR, description)
+
+
+def _param(name: str, where: str, description: str, schema: dict[str, Any] | None = None,
+           required: bool | None = None) -> dict[str, Any]:
+    return {"name": name, "in": where, "description": description,
+            "required": where == "path" if required is None else required,
+            "schema": schema or {"type": "string"}}
+
+
+def _op(summary: str, responses: dict[str, Any], params: list[dict[str, Any]] | None = None,
+        body: dict[str, Any] | None = None, tag: str = "api") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if params:
+        op["parameters"] = params
+    if body:
+        op["requestBody"] = body
+    return op
+
+
+_RUN_ID = _param("id", "path", "run id")
+_WF_NAME = _param("name", "path", "workflow name (letters, digits, space, _ - .)")
+_ANY_OBJ = {"type": "object"}
+_WORKFLOW_BODY = {"required": True, "content": {"application/json": {
+    "schema": {"$ref": "#/components/schemas/Workflow"}}}}
+
+
+def _paths() -> dict[str, Any]:
+    status_q = _param("status", "query", "comma-separated statuses", required=False)
+    return {
+        "/api/nodes": {"get": _op("Every node schema", {
+            "200": _json({"type": "array", "items": {"$ref": "#/components/schemas/NodeSchema"}}),
+            "503": _err("the registry failed to load")}, tag="nodes")},
+        "/api/runs": {
+            "post": _op("Validate and queue a workflow (top-level \"front\": true queues it first)", {
+                "201": _json({"type": "object", "properties": {
+                    "id": {"type": "string"}, "position": {"type": "integer"}}}, "queued"),
+                "400": _json({"$ref": "#/components/schemas/ValidationFailure"}, "invalid"),
+                "413": _err("body too large")}, body=_WORKFLOW_BODY, tag="runs"),
+            "get": _op("Queue and history, newest first, paged", {
+                "200": _json({"$ref": "#/components/schemas/RunPage"}),
+                "400": _err("bad query")}, params=[
+                status_q,
+                _param("limit", "query", "page size (1-500, default 50)", {"type": "integer"},
+                       required=False),
+                _param("before", "query", "the \"next\" value of the previous page",
+                       required=False)], tag="runs"),
+            "delete": _op("Delete history entries (final statuses only)", {
+                "200": _json({"type": "object", "properties": {"deleted": {"type": "integer"}}}),
+                "400": _err("bad status")}, params=[status_q], tag="runs")},
+        "/api/runs/{id}": {
+            "get": _op("One run: status, workflow, error, result", {
+                "200": _json({"$ref": "#/components/schemas/Run"}), "404": _err("unknown run")},
+                params=[_RUN_ID], tag="runs"),
+            "delete": _op("Cancel a queued run, interrupt the running one, or delete a finished one", {
+                "200": _json(_ANY_OBJ, "cancelled or deleted"),
+                "202": _json(_ANY_OBJ, "interrupt requested"),
+                "404": _err("unknown run")}, params=[_RUN_ID], tag="runs")},
+        "/api/interrupt": {"post": _op("Interrupt whatever runs now", {
+            "200": _json({"type": "object", "properties": {
+                "interrupted": {"type": ["string", "null"]}}})}, tag="runs")},
+        "/api/files/{kind}/{path}": {"get": _op("An output, upload or preview file", {
+            "200": {"description": "the file", "content": {"image/*": {}}},
+            "400": _err("bad path"), "403": _err("outside its folder"),
+            "404": _err("no such file")}, params=[
+            _param("kind", "path", "file kind", {"type": "string", "enum": ["output", "upload",
+                                                                            "preview"]}),
+            _param("path", "path", "relative path inside that folder")], tag="files")},
+        "/api/uploads": {"post": _op("Upload an image (multipart field \"image\")", {
+            "201": _json({"type": "object", "properties": {
+                "name": {"type": "string"}, "width": {"type": "integer"},
+                "height": {"type": "integer"}, "format": {"type": "string"}}}, "stored"),
+            "400": _err("no file"), "413": _err("too large"), "415": _err("not an image")},
+            body={"required": True, "content": {"multipart/form-data": {"schema": {
+                "type": "object", "properties": {
+                    "image": {"type": "string", "format": "binary"},
+                    "overwrite": {"type": "boolean"}}}}}}, tag="files")},
+        "/api/workflows": {"get": _op("Saved workflows and examples", {
+            "200": _json({"type": "object", "properties": {"workflows": {"type": "array", "items": {
+                "type": "object", "properties": {
+                    "name": {"type": "string"}, "source": {"enum": ["saved", "example"]},
+                    "title": {"type": ["string", "null"]}, "modified": {"type": "number"}}}}}})},
+            tag="workflows")},
+        "/api/workflows/{name}": {
+            "get": _op("One workflow (saved wins over example; ?source= picks)", {
+                "200": _json({"$ref": "#/components/schemas/Workflow"}),
+                "404": _err("unknown workflow")}, params=[
+                _WF_NAME, _param("source", "query", "saved or example", required=False)],
+                tag="workflows"),
+            "put": _op("Save a workflow in the user folder", {
+                "200": _json(_ANY_OBJ, "replaced"), "201": _json(_ANY_OBJ, "created"),
+                "400": _err("bad name or not a workflow")}, params=[_WF_NAME],
+                body=_WORKFLOW_BODY, tag="workflows"),
+            "delete": _op("Delete a saved workflow", {
+                "200": _json(_ANY_OBJ), "404": _err("no such saved workflow")},
+                params=[_WF_NAME], tag="workflows")},
+        "/api/models": {"get": _op("Model files per kind with sizes and short hashes", {
+            "200": _json(_ANY_OBJ), "400": _err("unknown kind")},
+            params=[_param("kind", "query", "comma-separated kinds", required=False)],
+            tag="system")},
+        "/api/system": {"get": _op("Versions, device, memory, loaded models, plugin errors", {
+            "200": _json(_ANY_OBJ)}, tag="system")},
+        "/api/openapi.json": {"get": _op("This document", {"200": _json(_ANY_OBJ)}, tag="system")},
+        "/api/events": {"get": _op(
+            "WebSocket of run events (JSON text frames, see components.schemas.Event)", {
+                "101": {"description": "switching to WebSocket"},
+                "400": _err("not a WebSocket request")}, tag="runs")},
+    }
+
+
+def _components() -> dict[str, Any]:
+    problem = {"type": "object", "properties": {
+        "node": {"type": ["string", "null"]}, "input": {"type": ["string", "null"]},
+        "code": {"type": "string"}, "message": {"type": "string"}}}
+    run = {"type": "object", "properties": {
+        "id": {"type": "string"}, "status": {"enum": list(STATUSES)},
+        "created": {"type": "number"}, "started": {"type": ["number", "null"]},
+        "finished": {"type": ["number", "null"]}, "attempts": {"type": "integer"},
+        "title": {"type": ["string", "null"]}, "position": {"type": "integer"},
+        "error": {"type": "object"}, "workflow": {"$ref": "#/components/schemas/Workflow"},
+        "result": {"type": ["object", "null"]}}}
+    return {"schemas": {
+        "Error": {"type": "object", "required": ["error"], "properties": {
+            "error": {"type": "string"}}},
+        "Problem": problem,
+        "ValidationFailure": {"type": "object", "properties": {
+            "error": {"type": "string"},
+            "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}}},
+        "Workflow": {"type": "object", "required": ["nodes"], "properties": {
+            "format": {"const": "loom.workflow"}, "version": {"type": "integer"},
+            "nodes": {"type": "object"}, "groups": {"type": "array"}, "meta": {"type": "object"},
+            "front": {"type": "boolean", "description": "POST /api/runs only: queue first"}}},
+        "NodeSchema": {"type": "object", "properties": {
+            "id": {"type": "string"}, "title": {"type": "string"}, "category": {"type": "string"},
+            "version": {"type": "integer"}, "description": {"type": "string"},
+            "output_node": {"type": "boolean"}, "inputs": {"type": "array"},
+            "outputs": {"type": "array"}}},
+        "Run": run,
+        "RunPage": {"type": "object", "properties": {
+            "runs": {"type": "array", "items": run}, "next": {"type": ["string", "null"]},
+            "queue": {"type": "object"}}},
+        "Event": {"type": "object", "required": ["type"], "properties": {
+            "type": {"enum": ["hello", "pong", *EVENT_TYPES]}, "run": {"type": "string"},
+            "node": {"type": ["string", "null"]}}},
+    }, "securitySchemes": {
+        "bearer": {"type": "http", "scheme": "bearer",
+                   "description": "needed only when the server was started with a token"},
+        "cookie": {"type": "apiKey", "in": "cookie", "name": "loom_token"}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The whole document."""
+    return {"openapi": "3.1.0",
+            "info": {"title": "Loom API", "version": "1",
+                     "description": "Queue workflows, follow them live, fetch results."},
+            "paths": _paths(), "components": _components(),
+            "security": [{}, {"bearer": []}, {"cookie": []}]}

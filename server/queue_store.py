@@ -1,0 +1,227 @@
+"""The persistent queue and history of runs (stdlib sqlite3, WAL, one connection + a lock)."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelled")
+TERMINAL = ("finished", "failed", "interrupted", "cancelled")
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT UNIQUE NOT NULL,
+    status TEXT NOT NULL,
+    ord INTEGER NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    title TEXT,
+    workflow TEXT NOT NULL,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_queue ON runs(status, ord);
+"""
+
+_SUMMARY = "id, status, ord, created, started, finished, attempts, title, error"
+
+
+@dataclass
+class ClaimedRun:
+    """A run the worker took off the queue."""
+
+    id: str
+    workflow: dict[str, Any]
+    attempts: int
+
+
+class QueueStore:
+    """Runs in SQLite: a queue ordered by ``ord`` (lower first) and a history by ``seq``."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None,
+                                   timeout=10)
+        self._db.row_factory = sqlite3.Row
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a process crash
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    # --- the queue ---------------------------------------------------------------
+    def add(self, workflow: dict[str, Any], front: bool = False) -> tuple[str, int]:
+        """Queue a workflow; returns (run id, position) where position 0 runs next."""
+        run_id = uuid.uuid4().hex[:16]
+        meta = workflow.get("meta")
+        title = meta.get("title") if isinstance(meta, dict) else None
+        text = json.dumps(workflow, ensure_ascii=False, separators=(",", ":"))
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            if front:
+                row = self._db.execute("SELECT MIN(ord) FROM runs WHERE status='queued'").fetchone()
+                ord_ = (row[0] if row[0] is not None else 0) - 1
+            else:
+                row = self._db.execute("SELECT MAX(ord) FROM runs").fetchone()
+                ord_ = (row[0] if row[0] is not None else 0) + 1
+            self._db.execute(
+                "INSERT INTO runs (id, status, ord, created, title, workflow) VALUES (?,?,?,?,?,?)",
+                (run_id, "queued", ord_, time.time(), title if isinstance(title, str) else None, text))
+            pos = self._db.execute("SELECT COUNT(*) FROM runs WHERE status='queued' AND ord<?",
+                                   (ord_,)).fetchone()[0]
+        return run_id, pos
+
+    def claim_next(self) -> ClaimedRun | None:
+        """Mark the first queued run as running and return it (None when the queue is empty)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT id, workflow, attempts FROM runs WHERE status='queued' "
+                                   "ORDER BY ord LIMIT 1").fetchone()
+            if row is None:
+                return None
+            self._db.execute("UPDATE runs SET status='running', started=?, attempts=attempts+1 "
+                             "WHERE id=?", (time.time(), row["id"]))
+        return ClaimedRun(row["id"], json.loads(row["workflow"]), row["attempts"] + 1)
+
+    def finish(self, run_id: str, status: str, result: dict[str, Any] | None = None,
+               error: dict[str, Any] | None = None) -> None:
+        """Record how a running run ended."""
+        if status not in TERMINAL:
+            raise ValueError(f"not a final status: {status!r}")
+        with self._lock:
+            self._db.execute("UPDATE runs SET status=?, finished=?, result=?, error=? WHERE id=?",
+                             (status, time.time(), _dump(result), _dump(error), run_id))
+
+    def requeue(self, run_id: str) -> None:
+        """Put a running run back at the front of the queue (shutdown cut it off)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            low = self._db.execute("SELECT MIN(ord) FROM runs WHERE status='queued'").fetchone()[0]
+            self._db.execute("UPDATE runs SET status='queued', started=NULL, ord=? WHERE id=?",
+                             ((low if low is not None else 0) - 1, run_id))
+
+    def recover(self) -> list[str]:
+        """After a crash: every run left 'running' is queued again, first. Returns their ids."""
+        with self._lock:
+            ids = [r[0] for r in self._db.execute(
+                "SELECT id FROM runs WHERE status='running' ORDER BY ord DESC")]
+        for run_id in ids:
+            self.requeue(run_id)
+        return ids
+
+    def cancel(self, run_id: str) -> bool:
+        """Cancel a queued run; False when it is not queued (any more)."""
+        with self._lock:
+            cur = self._db.execute("UPDATE runs SET status='cancelled', finished=? "
+                                   "WHERE id=? AND status='queued'", (time.time(), run_id))
+            return cur.rowcount == 1
+
+    # --- reading -----------------------------------------------------------------
+    def status_of(self, run_id: str) -> str | None:
+        """The status of a run, or None when there is no such run."""
+        with self._lock:
+            row = self._db.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+        return row[0] if row else None
+
+    def get(self, run_id: str) -> dict[str, Any] | None:
+        """Everything about one run (workflow and result included), or None."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {_SUMMARY}, workflow, result FROM runs WHERE id=?",
+                                   (run_id,)).fetchone()
+            if row is None:
+                return None
+            pos = self._position(row)
+        out = _summary(row, pos, full=True)
+        out["workflow"] = json.loads(row["workflow"])
+        out["result"] = json.loads(row["result"]) if row["result"] else None
+        return out
+
+    def list(self, statuses: list[str] | None = None, limit: int = 50,
+             before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """Runs newest first, ``limit`` at a time; ``before`` is the last id of the previous page.
+
+        Returns (runs, id to pass as ``before`` for the next page or None)."""
+        where, args = [], []  # type: ignore[var-annotated]
+        if statuses:
+            where.append(f"status IN ({','.join('?' * len(statuses))})")
+            args += statuses
+        with self._lock:
+            if before is not None:
+                row = self._db.execute("SELECT seq FROM runs WHERE id=?", (before,)).fetchone()
+                if row is None:
+                    raise KeyError(before)
+                where.append("seq < ?")
+                args.append(row[0])
+            sql = f"SELECT {_SUMMARY} FROM runs"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
+            rows = self._db.execute(sql + " ORDER BY seq DESC LIMIT ?", (*args, limit + 1)).fetchall()
+            queued = {r[0]: i for i, r in enumerate(self._db.execute(
+                "SELECT id FROM runs WHERE status='queued' ORDER BY ord"))}
+        more = len(rows) > limit
+        rows = rows[:limit]
+        runs = [_summary(r, queued.get(r["id"])) for r in rows]
+        return runs, (runs[-1]["id"] if more and runs else None)
+
+    def counts(self) -> dict[str, Any]:
+        """How many runs are queued and which one runs now."""
+        with self._lock:
+            queued = self._db.execute("SELECT COUNT(*) FROM runs WHERE status='queued'").fetchone()[0]
+            row = self._db.execute("SELECT id FROM runs WHERE status='running' LIMIT 1").fetchone()
+        return {"queued": queued, "running": row[0] if row else None}
+
+    # --- history -----------------------------------------------------------------
+    def delete(self, run_id: str) -> bool:
+        """Delete a finished/failed/interrupted/cancelled run from the history."""
+        with self._lock:
+            cur = self._db.execute(f"DELETE FROM runs WHERE id=? AND status IN {TERMINAL}", (run_id,))
+            return cur.rowcount == 1
+
+    def clear(self, statuses: list[str] | None = None) -> int:
+        """Delete history entries (only final statuses); returns how many."""
+        chosen = [s for s in (statuses or TERMINAL) if s in TERMINAL]
+        if not chosen:
+            return 0
+        with self._lock:
+            cur = self._db.execute(f"DELETE FROM runs WHERE status IN ({','.join('?' * len(chosen))})",
+                                   chosen)
+            return cur.rowcount
+
+    def _position(self, row: sqlite3.Row) -> int | None:
+        if row["status"] != "queued":
+            return None
+        return self._db.execute("SELECT COUNT(*) FROM runs WHERE status='queued' AND ord<?",
+                                (row["ord"],)).fetchone()[0]
+
+
+def _dump(value: dict[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _summary(row: sqlite3.Row, position: int | None, full: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {k: row[k] for k in ("id", "status", "created", "started", "finished",
+                                                "attempts", "title")}
+    if position is not None:
+        out["position"] = position
+    if row["error"]:
+        err = json.loads(row["error"])
+        if not full:
+            err = {k: err.get(k) for k in ("node", "error_type", "message")}
+        out["error"] = err
+    return out

@@ -1,0 +1,157 @@
+"""Queueing, listing, cancelling and interrupting runs; the WebSocket event stream."""
+from __future__ import annotations
+
+import logging
+from aiohttp import WSMsgType, web
+
+from .events import EVENT_TYPES
+from .queue_store import STATUSES
+from .security import ApiError, read_json
+from .state import CONFIG, HUB, SETTINGS, STORE, WORKER, ready_worker
+
+log = logging.getLogger(__name__)
+routes = web.RouteTableDef()
+MAX_PAGE = 500
+
+
+@routes.post("/api/runs")
+async def queue_run(request: web.Request) -> web.Response:
+    """Validate a workflow and queue it: 201 {id, position} or 400 {problems}."""
+    body = await read_json(request, request.app[CONFIG].body_limit)
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the body must be a workflow JSON object, got {type(body).__name__}")
+    body = dict(body)
+    front = body.pop("front", False)
+    if not isinstance(front, bool):
+        raise ApiError(400, f"\"front\" must be true or false, got {front!r}")
+    body.pop("client_id", None)
+    if "workflow" in body and "nodes" not in body and isinstance(body["workflow"], dict):
+        body = body["workflow"]  # also accept {"workflow": {...}, "front": true}
+    worker = await ready_worker(request)
+    from loom import WorkflowFileError, validate
+    from loom.workflow import Workflow
+    try:
+        wf = Workflow.from_dict(body)
+    except WorkflowFileError as exc:
+        problem = {"node": None, "input": None, "code": "bad_workflow", "message": str(exc)}
+        raise ApiError(400, str(exc), problems=[problem]) from None
+    problems = validate(wf, worker.registry, request.app[SETTINGS])  # type: ignore[arg-type]
+    if problems:
+        raise ApiError(400, f"the workflow has {len(problems)} problem(s): "
+                            + "; ".join(str(p) for p in problems[:3]),
+                       problems=[p.to_dict() for p in problems])
+    store = request.app[STORE]
+    run_id, position = store.add(wf.to_dict(), front=front)
+    running = worker.current is not None
+    request.app[HUB].publish({"type": "run.queued", "run": run_id, "position": position,
+                              "front": front, "running": running})
+    worker.wake()
+    return web.json_response({"id": run_id, "position": position}, status=201)
+
+
+def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, f"?{name}= must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ApiError(400, f"?{name}= must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _statuses(request: web.Request) -> list[str] | None:
+    raw = request.query.get("status")
+    if not raw:
+        return None
+    chosen = [s.strip() for s in raw.split(",") if s.strip()]
+    bad = [s for s in chosen if s not in STATUSES]
+    if bad:
+        raise ApiError(400, f"unknown status {bad[0]!r} (statuses: {', '.join(STATUSES)})")
+    return chosen
+
+
+@routes.get("/api/runs")
+async def list_runs(request: web.Request) -> web.Response:
+    """Queue and history, newest first: ?status=a,b&limit=N&before=ID."""
+    limit = _int_query(request, "limit", 50, 1, MAX_PAGE)
+    before = request.query.get("before") or None
+    store = request.app[STORE]
+    try:
+        runs, nxt = store.list(_statuses(request), limit, before)
+    except KeyError:
+        raise ApiError(400, f"?before={before!r} is not a known run id") from None
+    return web.json_response({"runs": runs, "next": nxt, "queue": store.counts()})
+
+
+@routes.delete("/api/runs")
+async def clear_history(request: web.Request) -> web.Response:
+    """Delete finished/failed/interrupted/cancelled runs (?status= narrows it)."""
+    chosen = _statuses(request)
+    live = [s for s in chosen or () if s in ("queued", "running")]
+    if live:
+        raise ApiError(400, f"only history can be cleared, not {live[0]!r} runs; "
+                            "cancel them one by one with DELETE /api/runs/{id}")
+    return web.json_response({"deleted": request.app[STORE].clear(chosen)})
+
+
+@routes.get("/api/runs/{id}")
+async def get_run(request: web.Request) -> web.Response:
+    """One run with its workflow, status, error and result."""
+    run_id = request.match_info["id"]
+    run = request.app[STORE].get(run_id)
+    if run is None:
+        raise ApiError(404, f"no run with id {run_id!r}")
+    return web.json_response(run)
+
+
+@routes.delete("/api/runs/{id}")
+async def delete_run(request: web.Request) -> web.Response:
+    """Cancel a queued run, interrupt the running one, or delete a finished one from history."""
+    run_id = request.match_info["id"]
+    store, hub = request.app[STORE], request.app[HUB]
+    if store.cancel(run_id):
+        hub.publish({"type": "run.cancelled", "run": run_id})
+        return web.json_response({"id": run_id, "status": "cancelled"})
+    status = store.status_of(run_id)
+    if status is None:
+        raise ApiError(404, f"no run with id {run_id!r}")
+    if status == "running":
+        request.app[WORKER].interrupt(run_id)
+        return web.json_response({"id": run_id, "status": "interrupting"}, status=202)
+    if store.delete(run_id):
+        return web.json_response({"id": run_id, "deleted": True})
+    raise ApiError(409, f"run {run_id!r} changed state while being deleted; try again")
+
+
+@routes.post("/api/interrupt")
+async def interrupt(request: web.Request) -> web.Response:
+    """Interrupt whatever runs now; {interrupted: id or null}."""
+    return web.json_response({"interrupted": request.app[WORKER].interrupt()})
+
+
+@routes.get("/api/events")
+async def events(request: web.Request) -> web.WebSocketResponse:
+    """The WebSocket of run events (JSON text frames)."""
+    ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=64 * 1024)
+    if not ws.can_prepare(request).ok:
+        raise ApiError(400, "this is a WebSocket endpoint; connect with a WebSocket client")
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    client = hub.add(ws)
+    worker = request.app[WORKER]
+    hub.send_to(client, {"type": "hello", "queue": request.app[STORE].counts(),
+                         "ready": worker.ready.is_set(), "events": list(EVENT_TYPES)})
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data.strip() == '{"type":"ping"}':
+                hub.send_to(client, {"type": "pong"})
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        hub.discard(client)
+        if client.task is not None:
+            client.task.cancel()
+    return ws
