@@ -45,3 +45,20 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision not in _DTYPES:
         raise LoomError(f"--precision {precision!r}: use auto, fp32, fp16 or bf16")
     return _DTYPES[precision]
+
+
+def memory_info(device: torch.device) -> dict[str, int | str | None]:
+    """Total and free memory of ``device`` in bytes (None where torch cannot tell)."""
+    info: dict[str, int | str | None] = {"device": str(device), "total_bytes": None, "free_bytes": None}
+    if device.type == "cuda" and torch.cuda.is_available():
+        free, total = torch.cuda.mem_get_info(device)
+        info.update(total_bytes=int(total), free_bytes=int(free),
+                    name=torch.cuda.get_device_name(device))
+    else:
+        try:
+            import os
+            info["total_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+            info["free_bytes"] = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            pass
+    return info

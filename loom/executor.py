@@ -22,7 +22,7 @@ from .nodeapi import InputSpec, NodeSpec, check_widget_value
 from .observer import BaseObserver, Observer
 from .registry import Registry
 from .settings import Settings
-from .validate import needed_nodes, resolve_input_image, validate
+from .validate import check, resolve_input_image
 from .workflow import Workflow, is_link
 
 log = logging.getLogger(__name__)
@@ -96,25 +96,21 @@ class Executor:
                 self.current_run = None
 
     def _run(self, workflow: Workflow | dict[str, Any], obs: Observer, run_id: str) -> RunResult:
-        wf = self.registry.upgrade(Workflow.load(workflow))
-        problems = validate(wf, self.registry, self.settings)
-        if problems:
+        if isinstance(workflow, dict):
+            workflow = Workflow.from_dict(workflow, copy_data=False)  # read, never written
+        wf = self.registry.upgrade(workflow)
+        problems, plan = check(wf, self.registry, self.settings, upgraded=True)
+        if problems or plan is None:
             obs.run_failed(run_id, None, "ValidationError", "; ".join(map(str, problems)))
             raise ValidationError(problems)
         nodes: dict[str, dict[str, Any]] = wf.nodes
-        specs = {nid: self.registry[e["type"]] for nid, e in nodes.items()}
-        outputs = [nid for nid, s in specs.items() if s.output]
-        graph = nx.DiGraph()
-        needed = needed_nodes(nodes, outputs)
-        graph.add_nodes_from(needed)
-        for nid in needed:
-            for _, v in nodes[nid].get("inputs", {}).items():
-                if is_link(v):
-                    graph.add_edge(v["node"], nid)
+        specs = {nid: self.registry[nodes[nid]["type"]] for nid in plan.needed}
+        outputs = plan.outputs
+        graph = plan.graph.subgraph(plan.needed) if len(plan.needed) < len(nodes) else plan.graph
         order = list(nx.topological_sort(graph))
         result = RunResult(run_id)
         run_info: dict[str, Any] = {"run": run_id, "seeds": {}}
-        wf_dict = wf.to_dict()
+        wf_dict = wf.to_dict(copy_data=False)
         keys: dict[str, str | None] = {}
         values: dict[str, dict[str, Any]] = {}
         uis: dict[str, dict[str, Any]] = {}

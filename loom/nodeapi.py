@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
+import sys
 import types as pytypes
 import typing
 from dataclasses import dataclass, field
@@ -246,6 +247,9 @@ def node(fn: Callable[..., Any] | None = None, *, id: str | None = None, categor
          migrations: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] | None = None) -> Any:
     """Declare a node. Use as ``@node`` or ``@node(category=..., version=...)``."""
 
+    caller = sys._getframe(1)
+    local_ns = dict(caller.f_locals) if caller.f_code.co_name != "<module>" else None
+
     def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
         node_id = id or f.__name__
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]*", node_id):
@@ -257,7 +261,7 @@ def node(fn: Callable[..., Any] | None = None, *, id: str | None = None, categor
                 raise DeclarationError(f"node {node_id!r}: migration from version {v!r} "
                                        f"must be between 1 and {version - 1}")
         try:
-            hints = typing.get_type_hints(f, include_extras=False)
+            hints = typing.get_type_hints(f, localns=local_ns, include_extras=False)
         except Exception as exc:  # unresolvable forward references
             raise DeclarationError(f"node {node_id!r}: cannot resolve annotations: {exc}") from exc
         sig = inspect.signature(f)

@@ -105,7 +105,7 @@ class Registry:
     def upgrade(self, workflow: Any) -> Any:
         """A copy of the workflow with older node versions migrated to the current ones."""
         from .workflow import Workflow
-        wf = workflow if isinstance(workflow, Workflow) else Workflow.from_dict(workflow)
+        wf = workflow if isinstance(workflow, Workflow) else Workflow.from_dict(workflow, copy_data=False)
         nodes = {}
         for nid, entry in wf.nodes.items():
             spec = self._specs.get(entry.get("type")) if isinstance(entry, dict) else None

@@ -71,16 +71,37 @@ def needed_nodes(nodes: dict[str, Any], outputs: list[str]) -> list[str]:
     return [n for n in nodes if n in seen]
 
 
+@dataclass
+class Plan:
+    """What validation learned that the executor reuses: the link graph and needed nodes."""
+
+    graph: nx.DiGraph
+    needed: list[str]
+    outputs: list[str]
+
+
 def validate(workflow: Workflow | dict[str, Any], registry: Registry,
-             settings: Settings | None = None) -> list[Problem]:
+             settings: Settings | None = None, upgraded: bool = False) -> list[Problem]:
+    """Every problem of the workflow (see ``check``)."""
+    return check(workflow, registry, settings, upgraded)[0]
+
+
+def check(workflow: Workflow | dict[str, Any], registry: Registry,
+          settings: Settings | None = None, upgraded: bool = False) -> tuple[list[Problem], Plan | None]:
     """Every problem of the workflow. Nodes that feed no output node are not checked
-    (like a scratch node on the canvas), except for unknown types and cycles."""
+    (like a scratch node on the canvas), except for unknown types and cycles.
+    ``upgraded=True`` skips applying migrations (the caller already did)."""
     try:
-        wf = registry.upgrade(workflow)
+        if upgraded and isinstance(workflow, Workflow):
+            wf = workflow
+        elif isinstance(workflow, dict) and not isinstance(workflow.get("nodes"), dict):
+            return [Problem(None, None, "bad_node", "a workflow needs \"nodes\": an object")], None
+        else:
+            wf = registry.upgrade(workflow)
     except LoomError as exc:
-        return [Problem(None, None, "bad_node", str(exc))]
+        return [Problem(None, None, "bad_node", str(exc))], None
     except Exception as exc:  # noqa: BLE001 - a migration raised
-        return [Problem(None, None, "bad_node", f"migrating the workflow failed: {exc}")]
+        return [Problem(None, None, "bad_node", f"migrating the workflow failed: {exc}")], None
     nodes = wf.nodes
     problems: list[Problem] = []
     specs: dict[str, NodeSpec] = {}
@@ -98,11 +119,13 @@ def validate(workflow: Workflow | dict[str, Any], registry: Registry,
     if not outputs:
         problems.append(Problem(None, None, "no_output",
                                 "the workflow has no output node (save, preview or a metric)"))
-    for nid in needed_nodes(nodes, outputs):
+    graph = _link_graph(nodes)
+    needed = needed_nodes(nodes, outputs)
+    for nid in needed:
         if nid in specs:
             problems += _check_node(nid, nodes[nid], specs[nid], nodes, specs, settings)
-    problems += _cycles(nodes)
-    return problems
+    problems += _cycles(graph)
+    return problems, Plan(graph, needed, outputs)
 
 
 def _check_node(nid: str, entry: dict[str, Any], spec: NodeSpec, nodes: dict[str, Any],
@@ -188,13 +211,17 @@ def resolve_input_image(settings: Settings, name: str) -> Path:
     return path
 
 
-def _cycles(nodes: dict[str, Any]) -> list[Problem]:
+def _link_graph(nodes: dict[str, Any]) -> nx.DiGraph:
     g = nx.DiGraph()
-    for nid in nodes:
-        for _, link in _links(nodes[nid]):
-            src = link["node"]
-            if isinstance(src, str) and src in nodes:
-                g.add_edge(src, nid)
+    g.add_nodes_from(nodes)
+    g.add_edges_from((link["node"], nid) for nid in nodes for _, link in _links(nodes[nid])
+                     if isinstance(link["node"], str) and link["node"] in nodes)
+    return g
+
+
+def _cycles(g: nx.DiGraph) -> list[Problem]:
+    if nx.is_directed_acyclic_graph(g):
+        return []
     out = []
     for comp in nx.strongly_connected_components(g):
         first = next(iter(comp))

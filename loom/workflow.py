@@ -18,7 +18,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 def is_link(value: Any) -> bool:
     """A link is exactly ``{"node": id, "output": name}``."""
-    return isinstance(value, dict) and set(value) == {"node", "output"}
+    return type(value) is dict and len(value) == 2 and "node" in value and "output" in value
 
 
 @dataclass
@@ -31,8 +31,11 @@ class Workflow:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_dict(cls, data: Any) -> "Workflow":
-        """Check the envelope (format, version, nodes); per-node problems are left to validate()."""
+    def from_dict(cls, data: Any, copy_data: bool = True) -> "Workflow":
+        """Check the envelope (format, version, nodes); per-node problems are left to validate().
+
+        ``copy_data=False`` shares the caller's dicts (the executor reads, never writes them).
+        """
         if not isinstance(data, dict):
             raise WorkflowFileError(f"a workflow is a JSON object, got {type(data).__name__}")
         fmt = data.get("format", FORMAT)
@@ -53,6 +56,8 @@ class Workflow:
             raise WorkflowFileError("\"meta\" must be an object")
         extra = {k: v for k, v in data.items()
                  if k not in ("format", "version", "nodes", "groups", "meta")}
+        if not copy_data:
+            return cls(nodes=nodes, groups=groups, meta=meta, extra=extra)
         return cls(nodes=copy.deepcopy(nodes), groups=copy.deepcopy(groups),
                    meta=copy.deepcopy(meta), extra=copy.deepcopy(extra))
 
@@ -96,15 +101,15 @@ class Workflow:
         except WorkflowFileError as exc:
             raise WorkflowFileError(f"{name}: {exc}") from None
 
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (a deep copy)."""
-        d: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION,
-                             "nodes": copy.deepcopy(self.nodes)}
+    def to_dict(self, copy_data: bool = True) -> dict[str, Any]:
+        """The JSON form (a deep copy unless ``copy_data=False``)."""
+        dup = copy.deepcopy if copy_data else (lambda x: x)
+        d: dict[str, Any] = {"format": FORMAT, "version": FORMAT_VERSION, "nodes": dup(self.nodes)}
         if self.groups:
-            d["groups"] = copy.deepcopy(self.groups)
+            d["groups"] = dup(self.groups)
         if self.meta:
-            d["meta"] = copy.deepcopy(self.meta)
-        d.update(copy.deepcopy(self.extra))
+            d["meta"] = dup(self.meta)
+        d.update(dup(self.extra))
         return d
 
     def to_json(self, indent: int | None = 2) -> str:
