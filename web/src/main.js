@@ -1,0 +1,335 @@
+// Boot: load node schemas, build the canvas, restore or fetch a workflow, wire the UI.
+
+import { LiteGraph, LGraphCanvas } from "/vendor/litegraph/litegraph.es.js";
+import { api, ApiError, EventSocket } from "./api.js";
+import { createCanvas, groupSelection } from "./canvas.js";
+import { applyTypeColours } from "./colors.js";
+import { initFiles, loadExamplesList, openDefault } from "./files.js";
+import { History, storedView, storedWorkflow, storeView } from "./history.js";
+import { allTypes, registerSchemas, schemas } from "./nodes.js";
+import { Palette } from "./palette.js";
+import { Runs } from "./runs.js";
+import { emptyGallery, initLightbox, initTabs, toast } from "./ui.js";
+import { applySeedControls, widgetHooks } from "./widgets.js";
+import { exportWorkflow, importWorkflow } from "./workflow.js";
+
+const $ = (sel) => document.querySelector(sel);
+
+/** Everything the modules share. Exposed as `window.loom` for tests and debugging. */
+const app = {
+  graph: null,
+  canvas: null,
+  meta: {},
+  history: null,
+  runs: null,
+  palette: null,
+  socket: null,
+  ready: false,
+  exportWorkflow: () => exportWorkflow(app.graph, app.meta),
+  load: (wf, opts) => loadWorkflow(wf, opts),
+  queue: () => queue(),
+  nodeById: (id) => app.graph.getNodeById(/^[1-9]\d{0,8}$/.test(String(id)) ? Number(id) : id),
+};
+window.loom = app;
+
+/** Replaces the canvas contents with a workflow. */
+function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {}) {
+  const { warnings, meta } = importWorkflow(app.graph, wf);
+  app.meta = meta;
+  setTitle(meta.title);
+  app.runs?.clearProblems();
+  if (view) {
+    app.canvas.ds.offset = [...view.offset];
+    app.canvas.ds.scale = view.scale;
+  } else if (fit) {
+    fitView();
+  }
+  app.canvas.setDirty(true, true);
+  if (!keepHistory) app.history.reset();
+  for (const w of warnings.slice(0, 3)) toast(w, "warn");
+  const missing = app.graph.nodes.filter((n) => n.loom?.unknown);
+  if (missing.length) {
+    toast(`${missing.length} node(s) of unknown type: ${[...new Set(missing.map((n) => n.type))].join(", ")}`, "error");
+  }
+  return warnings;
+}
+
+function setTitle(title) {
+  $("#wf-title").textContent = title || "Untitled workflow";
+  document.title = title ? `${title} · Loom` : "Loom";
+}
+
+/** Zooms and pans so every node is visible. */
+function fitView() {
+  const nodes = app.graph.nodes;
+  const el = app.canvas.canvas;
+  const w = el.clientWidth || 800;
+  const h = el.clientHeight || 600;
+  if (!nodes.length) {
+    app.canvas.ds.scale = 1;
+    app.canvas.ds.offset = [0, 0];
+    return;
+  }
+  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
+  const titleH = LiteGraph.NODE_TITLE_HEIGHT;
+  for (const n of nodes) {
+    const [w0, h0] = n.flags.collapsed ? [n._collapsed_width ?? 120, 0] : n.size;
+    x0 = Math.min(x0, n.pos[0]);
+    y0 = Math.min(y0, n.pos[1] - titleH);
+    x1 = Math.max(x1, n.pos[0] + w0);
+    y1 = Math.max(y1, n.pos[1] + h0);
+  }
+  for (const g of app.graph.groups) {
+    x0 = Math.min(x0, g.pos[0]);
+    y0 = Math.min(y0, g.pos[1]);
+    x1 = Math.max(x1, g.pos[0] + g.size[0]);
+    y1 = Math.max(y1, g.pos[1] + g.size[1]);
+  }
+  const margin = 40;
+  const scale = Math.min(1.25, Math.max(0.1, Math.min((w - 2 * margin) / (x1 - x0), (h - 2 * margin) / (y1 - y0))));
+  app.canvas.ds.scale = scale;
+  app.canvas.ds.offset = [(w / scale - (x1 - x0)) / 2 - x0, (h / scale - (y1 - y0)) / 2 - y0];
+  app.canvas.setDirty(true, true);
+}
+app.fitView = fitView;
+
+// --- queueing ----------------------------------------------------------------------
+let queueing = false;
+
+async function queue() {
+  if (queueing) return;
+  queueing = true;
+  const btn = $("#btn-queue");
+  btn.disabled = true;
+  try {
+    app.history.record();
+    app.runs.clearProblems();
+    const count = Math.max(1, Math.min(100, Number($("#batch").value) || 1));
+    for (let i = 0; i < count; i += 1) {
+      const wf = exportWorkflow(app.graph, app.meta);
+      let res;
+      try {
+        res = await api("/api/runs", { method: "POST", json: wf });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 400 && Array.isArray(err.body?.problems)) {
+          app.runs.showProblems(err.body.problems);
+          toast(`Cannot queue: ${err.body.problems.length} problem(s) — see the red nodes`, "error");
+        } else {
+          toast(`Queue failed: ${err.message}`, "error");
+        }
+        return;
+      }
+      app.runs.upsert({ id: res.id, status: app.runs.runs.get(res.id)?.status ?? "queued",
+        position: res.position ?? null, title: app.meta.title, created: Date.now() / 1000 });
+      for (const node of app.graph.nodes) applySeedControls(node);
+    }
+    app.canvas.setDirty(true, true);
+    app.history.record();
+  } finally {
+    queueing = false;
+    btn.disabled = false;
+  }
+}
+
+// --- adding nodes -------------------------------------------------------------------
+function addNode(schema, pos, filter) {
+  const node = LiteGraph.createNode(schema.id);
+  if (!node) return null;
+  node.pos = [pos[0], pos[1]];
+  app.graph.add(node);
+  if (filter?.node) {
+    const from = filter.node;
+    if (filter.wantsInput) {
+      const idx = node.inputs.findIndex((i) => LiteGraph.isValidConnection(filter.type, i.type) && i.link == null);
+      if (idx >= 0) from.connect(filter.slot, node, idx);
+    } else {
+      const idx = node.outputs.findIndex((o) => LiteGraph.isValidConnection(o.type, filter.type));
+      if (idx >= 0) node.connect(idx, from, filter.slot);
+    }
+  }
+  app.canvas.selectNode(node);
+  app.canvas.setDirty(true, true);
+  app.history.record();
+  return node;
+}
+app.addNode = (type, pos = [100, 100]) => addNode(schemas.get(type), pos, null);
+
+function openPalette(e, filter = null) {
+  const x = e?.clientX ?? innerWidth / 2 - 200;
+  const y = e?.clientY ?? innerHeight / 3;
+  const rect = app.canvas.canvas.getBoundingClientRect();
+  const pos = app.canvas.ds.convertCanvasToOffset([x - rect.left, y - rect.top]);
+  app.palette.open(x, y, pos, filter);
+}
+
+function installPalette() {
+  app.palette = new Palette($("#palette"), addNode);
+  app.canvas.showSearchBox = (e) => {
+    openPalette(e);
+    return $("#palette");
+  };
+  app.canvas.canvas.addEventListener("litegraph:canvas", (e) => {
+    if (e.detail?.subType !== "empty-release") return;
+    const link = e.detail.linkReleaseContext?.links?.[0];
+    const event = e.detail.originalEvent;
+    if (!link?.node) return;
+    const fromOutput = link.output != null || (link.input == null && link.node.outputs?.[link.slot]);
+    const slot = fromOutput ? link.node.outputs[link.slot] : link.node.inputs[link.slot];
+    if (!slot) return;
+    openPalette(event, { node: link.node, slot: link.slot, type: slot.type, wantsInput: Boolean(fromOutput) });
+  });
+}
+
+// --- keyboard -----------------------------------------------------------------------
+function isTyping(e) {
+  const t = e.target;
+  return t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
+}
+
+function installShortcuts() {
+  document.addEventListener("keydown", (e) => {
+    const mod = e.ctrlKey || e.metaKey;
+    if (mod && e.key === "Enter") {
+      e.preventDefault();
+      queue();
+      return;
+    }
+    if (isTyping(e) || app.palette.isOpen) return;
+    const k = e.key.toLowerCase();
+    if (mod && k === "z" && !e.shiftKey) {
+      e.preventDefault();
+      app.history.undo();
+    } else if (mod && (k === "y" || (k === "z" && e.shiftKey))) {
+      e.preventDefault();
+      app.history.redo();
+    } else if (mod && k === "s") {
+      e.preventDefault();
+      $("#btn-save").click();
+    } else if (mod && k === "o") {
+      e.preventDefault();
+      $("#btn-load").click();
+    } else if (mod && k === "g") {
+      e.preventDefault();
+      if (groupSelection(app.canvas)) app.history.record();
+    } else if (mod && k === "d") {
+      e.preventDefault();
+      duplicateSelection();
+    } else if (e.altKey && k === "c") {
+      e.preventDefault();
+      for (const n of Object.values(app.canvas.selected_nodes)) n.collapse();
+      app.canvas.setDirty(true, true);
+      app.history.record();
+    } else if (!mod && !e.altKey && (e.key === "Tab" || (e.key === " " && e.shiftKey))) {
+      e.preventDefault();
+      openPalette(null);
+    } else if (!mod && e.key === ".") {
+      fitView();
+    }
+  });
+}
+
+function duplicateSelection() {
+  if (!app.canvas.selectedItems.size) return;
+  app.canvas.copyToClipboard();
+  const [mx, my] = app.canvas.graph_mouse;
+  app.canvas.pasteFromClipboard({ position: [mx + 20, my + 20] });
+  app.history.record();
+}
+
+// --- change tracking ----------------------------------------------------------------
+function installChangeTracking() {
+  const el = app.canvas.canvas;
+  el.addEventListener("pointerup", () => app.history.schedule(150));
+  document.addEventListener("keyup", () => app.history.schedule(300));
+  let version = app.graph._version;
+  setInterval(() => {
+    if (app.graph._version !== version && !app.canvas.pointer.isDown) {
+      version = app.graph._version;
+      app.history.schedule(50);
+    }
+    storeView(app.canvas.ds);
+  }, 700);
+  widgetHooks.changed = (node, name) => {
+    app.runs.clearInputProblems(node, name);
+    app.canvas.setDirty(true, false);
+    app.history.schedule(300);
+  };
+  widgetHooks.toast = toast;
+  app.graph.onConnectionChange = (node) => {
+    if (node?.loom) node.loom.problems = node.loom.problems.filter((p) => p.code !== "missing_input");
+    app.history.schedule(100);
+  };
+}
+
+function updateButtons() {
+  $("#btn-undo").disabled = !app.history.canUndo;
+  $("#btn-redo").disabled = !app.history.canRedo;
+  $("#dirty-dot").hidden = !app.history.dirty;
+}
+
+// --- boot ---------------------------------------------------------------------------
+async function loadSchemas() {
+  const list = await api("/api/nodes");
+  const items = Array.isArray(list) ? list : list?.nodes ?? [];
+  registerSchemas(items);
+  applyTypeColours(LGraphCanvas, app.canvas, allTypes());
+  return items;
+}
+
+function setConnected(ok) {
+  $("#conn").classList.toggle("ok", ok);
+  $("#conn").title = ok ? "Connected to the server" : "Not connected — retrying…";
+  if (ok && app.ready) app.runs.refresh();
+}
+
+async function boot() {
+  initTabs();
+  initLightbox();
+  emptyGallery();
+  const { graph, canvas } = createCanvas($("#graph-canvas"), $("#dom-widgets"));
+  app.graph = graph;
+  app.canvas = canvas;
+  app.history = new History(() => JSON.stringify(exportWorkflow(app.graph, app.meta)),
+    (wf) => loadWorkflow(wf, { fit: false, keepHistory: true, view: { offset: [...canvas.ds.offset], scale: canvas.ds.scale } }),
+    updateButtons);
+  app.runs = new Runs(app);
+  try {
+    await loadSchemas();
+  } catch (err) {
+    toast(`Cannot load the node list: ${err.message}`, "error", 20000);
+    return;
+  }
+  installPalette();
+  installShortcuts();
+  const stored = storedWorkflow();
+  let loaded = false;
+  if (stored && !new URLSearchParams(location.search).has("fresh")) {
+    try {
+      loadWorkflow(stored, { fit: !storedView(), view: storedView() });
+      loaded = true;
+    } catch (err) {
+      toast(`The workflow kept in this browser could not be restored: ${err.message}`, "warn");
+    }
+  }
+  if (!loaded) await openDefault(app);
+  installChangeTracking();
+  initFiles(app);
+  loadExamplesList(app);
+  $("#btn-queue").addEventListener("click", () => queue());
+  $("#btn-interrupt").addEventListener("click", () => app.runs.interrupt());
+  $("#btn-undo").addEventListener("click", () => app.history.undo());
+  $("#btn-redo").addEventListener("click", () => app.history.redo());
+  $("#btn-fit").addEventListener("click", () => fitView());
+  app.socket = new EventSocket((ev) => app.runs.handle(ev), setConnected);
+  app.socket.connect();
+  await app.runs.refresh();
+  app.runs.render();
+  updateButtons();
+  app.ready = true;
+  document.body.dataset.ready = "1";
+}
+
+boot().catch((err) => {
+  toast(`The page failed to start: ${err.message}`, "error", 30000);
+  throw err;
+});

@@ -1,0 +1,259 @@
+// Litegraph node classes built from /api/nodes schemas, plus what a node shows
+// beyond its widgets: run state, progress, images, text, and problems.
+
+import { LiteGraph, LGraphNode } from "/vendor/litegraph/litegraph.es.js";
+import { addInputWidget, disposeNodeDom } from "./widgets.js";
+
+/** Schemas by node type id (filled by registerSchemas). */
+export const schemas = new Map();
+/** For each output type: every input type it may connect to. */
+const connectsTo = new Map();
+
+const MIN_WIDTH = 220;
+const IMAGE_AREA = 220;
+
+/** May an output of type `out` feed an input of type `inp`? (from the schemas' output types) */
+export function canConnect(out, inp) {
+  if (out === inp) return true;
+  if (out === LiteGraph.EVENT || inp === LiteGraph.ACTION) return false;
+  const a = String(out);
+  const b = String(inp);
+  if (a === "*" || b === "*" || a === "" || b === "") return true;
+  const set = connectsTo.get(a);
+  return set ? set.has(b) || set.has("*") : false;
+}
+
+/** Fresh per-node UI state (not part of the workflow file). */
+export function emptyState(schema) {
+  return {
+    schema,
+    status: null, // running | cached | done | failed
+    images: [], // HTMLImageElements of outputs (or a live preview)
+    preview: null,
+    text: [],
+    values: null,
+    error: null, // {message, input} of a failed run
+    problems: [], // validation problems [{input, message, code}]
+    thumbnail: null,
+    unknown: null, // the raw entry of a node whose type is not installed
+    extraInputs: {}, // inputs kept verbatim (unknown names, literals on sockets)
+    version: null, // the version from the file when older than the schema
+  };
+}
+
+function setupNode(node, schema) {
+  node.loom = emptyState(schema);
+  node.serialize_widgets = true;
+  node.description = schema.description;
+  for (const inp of schema.inputs) {
+    const label = inp.label ?? undefined;
+    if (inp.kind === "socket") {
+      const extra = label ? { label } : {};
+      if (!inp.required) extra.shape = LiteGraph.SlotShape?.HollowCircle ?? 7;
+      node.addInput(inp.name, inp.type, extra);
+    } else {
+      addInputWidget(node, inp);
+      node.addInput(inp.name, inp.type, { widget: { name: inp.name }, ...(label ? { label } : {}) });
+    }
+  }
+  for (const out of schema.outputs) node.addOutput(out.name, out.type);
+  installDrawing(node);
+  const size = node.computeSize();
+  node.size = [Math.max(size[0], MIN_WIDTH), size[1] + (schema.output_node ? 40 : 0)];
+}
+
+/** Registers (or replaces) one litegraph node class per schema. */
+export function registerSchemas(list) {
+  for (const type of schemas.keys()) {
+    if (LiteGraph.registered_node_types[type]) LiteGraph.unregisterNodeType(type);
+  }
+  schemas.clear();
+  connectsTo.clear();
+  for (const schema of list) {
+    schemas.set(schema.id, schema);
+    for (const out of schema.outputs) {
+      const set = connectsTo.get(out.type) ?? new Set([out.type]);
+      for (const t of out.types ?? []) set.add(t);
+      connectsTo.set(out.type, set);
+    }
+    const cls = class extends LGraphNode {
+      constructor(title) {
+        super(title ?? schema.title);
+        setupNode(this, schema);
+      }
+    };
+    cls.title = schema.title;
+    cls.description = schema.description;
+    LiteGraph.registerNodeType(schema.id, cls);
+    cls.category = schema.category || "misc";
+  }
+}
+
+/** Every type name the schemas mention (for colours). */
+export function allTypes() {
+  const out = new Set();
+  for (const s of schemas.values()) {
+    for (const i of s.inputs) out.add(i.type);
+    for (const o of s.outputs) out.add(o.type);
+  }
+  return out;
+}
+
+/** A stand-in for a node whose type is not installed; keeps its entry for saving. */
+export function createUnknownNode(id, entry, usedOutputs) {
+  const node = new LGraphNode(entry.ui?.title ?? `${entry.type} (missing)`);
+  node.type = String(entry.type ?? "unknown");
+  node.loom = emptyState(null);
+  node.loom.unknown = structuredClone(entry);
+  const inputs = entry.inputs && typeof entry.inputs === "object" ? entry.inputs : {};
+  for (const [name, v] of Object.entries(inputs)) {
+    if (v && typeof v === "object" && "node" in v && "output" in v) node.addInput(name, "*");
+  }
+  for (const name of usedOutputs) node.addOutput(name, "*");
+  node.loom.problems = [{
+    input: null, code: "unknown_type",
+    message: `unknown node type ${JSON.stringify(entry.type)} (is its plugin installed?)`,
+  }];
+  node.has_errors = true;
+  node.bgcolor = "#402525";
+  installDrawing(node);
+  node.size = [Math.max(node.computeSize()[0], MIN_WIDTH), node.computeSize()[1] + 40];
+  return node;
+}
+
+// --- drawing ---------------------------------------------------------------------------
+function contentTop(node) {
+  let top = 0;
+  for (const w of node.widgets ?? []) {
+    if (w.hidden) continue;
+    top = Math.max(top, (w.y ?? 0) + (w.computedHeight ?? LiteGraph.NODE_WIDGET_HEIGHT + 4));
+  }
+  const rows = Math.max(
+    node.inputs.filter((i) => !i.widget).length,
+    node.outputs.length,
+  );
+  return Math.max(top, rows * LiteGraph.NODE_SLOT_HEIGHT + 6);
+}
+
+function wrap(ctx, text, width) {
+  const lines = [];
+  for (const para of String(text).split("\n")) {
+    let line = "";
+    for (const word of para.split(" ")) {
+      const next = line ? `${line} ${word}` : word;
+      if (ctx.measureText(next).width > width && line) {
+        lines.push(line);
+        line = word;
+      } else {
+        line = next;
+      }
+    }
+    lines.push(line);
+  }
+  return lines;
+}
+
+function drawImages(ctx, images, x, y, w, h) {
+  const ready = images.filter((im) => im.complete && im.naturalWidth > 0);
+  if (!ready.length || h < 16) return;
+  const n = ready.length;
+  const cols = Math.ceil(Math.sqrt(n));
+  const rows = Math.ceil(n / cols);
+  const cw = w / cols;
+  const ch = h / rows;
+  ready.forEach((im, i) => {
+    const s = Math.min(cw / im.naturalWidth, ch / im.naturalHeight);
+    const dw = im.naturalWidth * s;
+    const dh = im.naturalHeight * s;
+    const cx = x + (i % cols) * cw + (cw - dw) / 2;
+    const cy = y + Math.floor(i / cols) * ch + (ch - dh) / 2;
+    ctx.imageSmoothingEnabled = s < 1;
+    ctx.drawImage(im, cx, cy, dw, dh);
+  });
+  ctx.imageSmoothingEnabled = true;
+}
+
+function drawContent(node, ctx) {
+  const st = node.loom;
+  if (!st || node.flags.collapsed) return;
+  const pad = 8;
+  const width = node.size[0] - 2 * pad;
+  let y = contentTop(node) + 4;
+  const messages = [];
+  if (st.error) messages.push(st.error.message);
+  for (const p of st.problems) messages.push(p.input ? `${p.input}: ${p.message}` : p.message);
+  ctx.save();
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.textAlign = "left";
+  if (messages.length) {
+    ctx.fillStyle = "#ff8a80";
+    for (const msg of messages) {
+      for (const line of wrap(ctx, msg, width)) {
+        y += 14;
+        ctx.fillText(line, pad, y);
+      }
+    }
+    y += 6;
+  }
+  const lines = [...st.text];
+  if (st.values) for (const [k, v] of Object.entries(st.values)) lines.push(`${k}: ${formatValue(v)}`);
+  if (lines.length) {
+    ctx.fillStyle = "#cfd8dc";
+    for (const text of lines) {
+      for (const line of wrap(ctx, text, width)) {
+        y += 14;
+        ctx.fillText(line, pad, y);
+      }
+    }
+    y += 6;
+  }
+  ctx.restore();
+  let images = st.images;
+  if (st.status === "running" && st.preview) images = [st.preview];
+  else if (!images.length && st.thumbnail) images = [st.thumbnail];
+  if (images.length) {
+    const h = node.size[1] - y - pad;
+    drawImages(ctx, images, pad, y, width, h);
+  }
+}
+
+function formatValue(v) {
+  if (typeof v === "number") return Number.isInteger(v) ? String(v) : v.toPrecision(5);
+  return typeof v === "string" ? v : JSON.stringify(v);
+}
+
+function drawBadge(node, ctx) {
+  const st = node.loom;
+  if (!st?.status || st.status === "running") return;
+  const label = { cached: "cached", done: "✓", failed: "failed" }[st.status];
+  if (!label) return;
+  ctx.save();
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.textAlign = "right";
+  ctx.fillStyle = st.status === "failed" ? "#ff8a80" : st.status === "cached" ? "#90caf9" : "#81c784";
+  const x = node.flags.collapsed ? (node._collapsed_width ?? 100) - 8 : node.size[0] - 8;
+  ctx.fillText(label, x, -LiteGraph.NODE_TITLE_HEIGHT * 0.32);
+  ctx.restore();
+}
+
+function installDrawing(node) {
+  node.strokeStyles.running = function running() {
+    if (this.loom?.status === "running") return { color: "#5fd37f", lineWidth: 3, padding: 5 };
+    return undefined;
+  };
+  node.onDrawBackground = function onDrawBackground(ctx) {
+    drawContent(this, ctx);
+  };
+  node.onDrawForeground = function onDrawForeground(ctx) {
+    drawBadge(this, ctx);
+  };
+  node.onRemoved = function onRemoved() {
+    disposeNodeDom(this);
+  };
+}
+
+/** Grows a node so its images get room (only ever grows, never fights the user). */
+export function makeRoomForImages(node) {
+  const need = contentTop(node) + IMAGE_AREA;
+  if (node.size[1] < need) node.setSize([Math.max(node.size[0], 240), need]);
+}
