@@ -30,46 +30,68 @@ def node_key(type_id: str, version: int, literals: dict[str, Any],
     return h.hexdigest()
 
 
-@singledispatch
 def estimate_bytes(value: Any) -> int:
-    """A rough size of a cached value; one registration per type, small constant otherwise."""
+    """A rough size of a cached value: tensors, arrays, modules and containers of them.
+
+    Objects are walked through their attributes once each (shared tensors count once);
+    anything else costs a small constant.
+    """
+    return _size(value, set(), 0)
+
+
+@singledispatch
+def _size(value: Any, seen: set[int], depth: int) -> int:
+    if depth > 6 or id(value) in seen:
+        return 0
+    seen.add(id(value))
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return sum(estimate_bytes(getattr(value, f.name)) for f in dataclasses.fields(value))
+        return 64 + sum(_size(getattr(value, f.name), seen, depth + 1) for f in dataclasses.fields(value))
+    attrs = getattr(value, "__dict__", None)
+    if isinstance(attrs, dict) and not isinstance(value, type):
+        return 64 + sum(_size(v, seen, depth + 1) for v in attrs.values())
     return 64
 
 
-@estimate_bytes.register
-def _(value: torch.Tensor) -> int:
+@_size.register
+def _(value: torch.Tensor, seen: set[int], depth: int) -> int:
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
     return value.numel() * value.element_size()
 
 
-@estimate_bytes.register
-def _(value: torch.nn.Module) -> int:
-    return sum(t.numel() * t.element_size() for t in list(value.parameters()) + list(value.buffers()))
+@_size.register
+def _(value: torch.nn.Module, seen: set[int], depth: int) -> int:
+    if id(value) in seen:
+        return 0
+    seen.add(id(value))
+    return sum(_size(t, seen, depth) for t in list(value.parameters()) + list(value.buffers()))
 
 
-@estimate_bytes.register(list)
-@estimate_bytes.register(tuple)
-def _(value: list | tuple) -> int:
-    return 64 + sum(estimate_bytes(v) for v in value)
+@_size.register(list)
+@_size.register(tuple)
+def _(value: list | tuple, seen: set[int], depth: int) -> int:
+    return 64 + sum(_size(v, seen, depth + 1) for v in value)
 
 
-@estimate_bytes.register
-def _(value: dict) -> int:
-    return 64 + sum(estimate_bytes(v) for v in value.values())
+@_size.register
+def _(value: dict, seen: set[int], depth: int) -> int:
+    return 64 + sum(_size(v, seen, depth + 1) for v in value.values())
 
 
-@estimate_bytes.register(str)
-@estimate_bytes.register(bytes)
-def _(value: str | bytes) -> int:
-    return 48 + len(value)
+@_size.register(str)
+@_size.register(bytes)
+@_size.register(int)
+@_size.register(float)
+def _(value: Any, seen: set[int], depth: int) -> int:
+    return 48 + (len(value) if isinstance(value, (str, bytes)) else 0)
 
 
-try:  # numpy is a dependency of torch's interop but keep the cache import-light
+try:
     import numpy as np
 
-    @estimate_bytes.register
-    def _(value: np.ndarray) -> int:
+    @_size.register
+    def _(value: np.ndarray, seen: set[int], depth: int) -> int:
         return int(value.nbytes)
 except ImportError:  # pragma: no cover
     pass
