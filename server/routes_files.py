@@ -10,6 +10,7 @@ import re
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
@@ -112,7 +113,7 @@ async def upload(request: web.Request) -> web.Response:
             continue
         if part.filename is not None and data is None:
             data = await _read_part(part, config.upload_limit)
-            filename = part.filename
+            filename = unquote(part.filename)
         elif part.name == "overwrite":
             overwrite = (await part.text()).strip().lower() in ("1", "true", "yes")
         else:
