@@ -1,0 +1,1 @@
+"""Pure helpers of the diffusion nodes: prompts, schedulers, the sampling loop, previews, loading."""

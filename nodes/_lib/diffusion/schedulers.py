@@ -1,0 +1,109 @@
+"""Diffusers noise schedulers by name: which the installed diffusers supports, and building one.
+
+A scheduler is always built from the model's own scheduler config (``from_config``) so its
+training betas and prediction type are kept; the name picks the solver, the options the
+sigma schedule and timestep spacing.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerKind:
+    """One choice of the scheduler combo: a diffusers class and the options it needs."""
+
+    cls_name: str
+    options: dict[str, Any] = field(default_factory=dict)
+    needs: str | None = None  # an extra Python module the class needs (e.g. torchsde)
+
+
+KINDS: dict[str, SchedulerKind] = {
+    "euler": SchedulerKind("EulerDiscreteScheduler"),
+    "euler_ancestral": SchedulerKind("EulerAncestralDiscreteScheduler"),
+    "heun": SchedulerKind("HeunDiscreteScheduler"),
+    "ddim": SchedulerKind("DDIMScheduler", {"set_alpha_to_one": False}),
+    "ddpm": SchedulerKind("DDPMScheduler"),
+    "pndm": SchedulerKind("PNDMScheduler", {"skip_prk_steps": True}),
+    "lms": SchedulerKind("LMSDiscreteScheduler"),
+    "dpm2": SchedulerKind("KDPM2DiscreteScheduler"),
+    "dpm2_ancestral": SchedulerKind("KDPM2AncestralDiscreteScheduler"),
+    "dpmpp_2m": SchedulerKind("DPMSolverMultistepScheduler",
+                              {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpmpp_2m_karras": SchedulerKind("DPMSolverMultistepScheduler",
+                                     {"algorithm_type": "dpmsolver++", "solver_order": 2,
+                                      "use_karras_sigmas": True}),
+    "dpmpp_2m_sde": SchedulerKind("DPMSolverMultistepScheduler",
+                                  {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
+    "dpmpp_sde": SchedulerKind("DPMSolverSDEScheduler", needs="torchsde"),
+    "dpmpp_2s": SchedulerKind("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++"}),
+    "deis": SchedulerKind("DEISMultistepScheduler"),
+    "unipc": SchedulerKind("UniPCMultistepScheduler"),
+    "lcm": SchedulerKind("LCMScheduler"),
+    "tcd": SchedulerKind("TCDScheduler"),
+}
+
+SIGMA_SCHEDULES = ("default", "karras", "exponential", "beta")
+SPACINGS = ("default", "leading", "trailing", "linspace")
+_SIGMA_FLAGS = {"karras": "use_karras_sigmas", "exponential": "use_exponential_sigmas",
+                "beta": "use_beta_sigmas"}
+
+
+def _class(name: str) -> type | None:
+    import diffusers
+
+    kind = KINDS[name]
+    if kind.needs and importlib.util.find_spec(kind.needs) is None:
+        return None
+    try:
+        return getattr(diffusers, kind.cls_name)
+    except (AttributeError, ImportError):
+        return None
+
+
+def available() -> list[str]:
+    """Names whose diffusers class (and its extra dependencies) import here."""
+    return [n for n in KINDS if _class(n) is not None]
+
+
+def init_params(cls: type) -> set[str]:
+    """Constructor parameter names of a scheduler class."""
+    return set(inspect.signature(cls.__init__).parameters)
+
+
+def build(name: str, model_config: dict[str, Any], sigmas: str = "default",
+          spacing: str = "default", seed: int | None = None) -> Any:
+    """A diffusers scheduler of kind ``name`` configured from ``model_config``."""
+    cls = _class(name) if name in KINDS else None
+    if cls is None:
+        raise ValueError(f"scheduler {name!r} is not available here (available: {', '.join(available())})")
+    params = init_params(cls)
+    config = {k: v for k, v in dict(model_config).items()
+              if not k.startswith("_") and k not in ("use_karras_sigmas", "use_exponential_sigmas",
+                                                     "use_beta_sigmas")}
+    config.update(KINDS[name].options)
+    if sigmas != "default":
+        flag = _SIGMA_FLAGS[sigmas]
+        if flag not in params:
+            raise ValueError(f"scheduler {name!r} has no {sigmas} sigma schedule "
+                             f"(use one of: {', '.join(n for n in available() if flag in init_params(_class(n)))})")
+        config.update({f: False for f in _SIGMA_FLAGS.values() if f in params})
+        config[flag] = True
+    if spacing != "default":
+        if "timestep_spacing" not in params:
+            raise ValueError(f"scheduler {name!r} has no timestep spacing option")
+        config["timestep_spacing"] = spacing
+    if "noise_sampler_seed" in params and seed is not None:
+        config["noise_sampler_seed"] = int(seed)
+    return cls.from_config(config)
+
+
+def step_takes_generator(scheduler: Any) -> bool:
+    """Whether ``scheduler.step`` draws noise from a ``generator`` argument."""
+    return "generator" in inspect.signature(scheduler.step).parameters

@@ -1,0 +1,97 @@
+"""Loaders for diffusion models: diffusers folders, single-file checkpoints, VAEs, text encoders."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Literal, NamedTuple
+
+from loom import Context, Input, UserInputError, file_fingerprint, node
+from loom.types import VAE, Denoiser, ModelFile, TextEncoder
+
+from ._lib.diffusion.loading import (Loaded, ModelLoadError, load_diffusers, load_text_encoder_path,
+                                     load_vae_path)
+from ._lib.diffusion.single_file import load_checkpoint_file
+
+
+class DiffusionModel(NamedTuple):
+    denoiser: Denoiser
+    text_encoder: TextEncoder
+    vae: VAE
+
+
+def _fp(**inputs: Any) -> str:
+    """Fingerprint of every file input (path + size + mtime) plus the other options."""
+    parts = [file_fingerprint(v) if isinstance(v, Path) else repr(v) for _, v in sorted(inputs.items())]
+    return "|".join(parts)
+
+
+def _name(path: Path) -> str:
+    return path.name
+
+
+def _bundle(ctx: Context, key: str, label: str, load: Callable[[], Loaded], input_name: str) -> DiffusionModel:
+    """Load once per fingerprint; each component is listed on its own in the model manager."""
+    cache: dict[str, Loaded] = {}
+
+    def get() -> Loaded:
+        if "b" not in cache:
+            try:
+                cache["b"] = load()
+            except ModelLoadError as exc:
+                raise UserInputError(str(exc), input=input_name) from exc
+        return cache["b"]
+
+    den = ctx.models.load(f"{key}|denoiser", lambda: get().denoiser, f"{label} · denoiser")
+    te = ctx.models.load(f"{key}|text_encoder", lambda: get().text_encoder, f"{label} · text encoder")
+    vae = ctx.models.load(f"{key}|vae", lambda: get().vae, f"{label} · VAE")
+    return DiffusionModel(den, te, vae)
+
+
+@node(category="loaders", fingerprint=_fp)
+def load_diffusers_model(ctx: Context, model: ModelFile["diffusers"]) -> DiffusionModel:
+    """Load a diffusers-format model folder (UNet, text encoder and VAE), local files only."""
+    path = Path(model)
+    return _bundle(ctx, _fp(model=path), path.name,
+                   lambda: load_diffusers(path, ctx.device, ctx.dtype, path.name), "model")
+
+
+@node(category="loaders", fingerprint=_fp)
+def load_checkpoint(ctx: Context, checkpoint: ModelFile["checkpoints"],
+                    prediction: Literal["auto", "epsilon", "v_prediction"] = Input(
+                        "auto", help="what the UNet predicts; auto: epsilon (SD 2.x 768 models: v_prediction)"),
+                    ) -> DiffusionModel:
+    """Load a single-file SD 1.x / 2.x / SDXL checkpoint (.safetensors) with the configs shipped in Loom."""
+    path = Path(checkpoint)
+    return _bundle(ctx, _fp(checkpoint=path, prediction=prediction), path.name,
+                   lambda: load_checkpoint_file(path, ctx.device, ctx.dtype, path.name, prediction),
+                   "checkpoint")
+
+
+@node(category="loaders", fingerprint=_fp)
+def load_vae(ctx: Context, vae: ModelFile["vae"],
+             latent_space: Literal["auto", "sd1", "sdxl"] = Input(
+                 "auto", help="for single files: SD 1.x/2.x or SDXL scaling; auto guesses from the name"),
+             ) -> VAE:
+    """Load a VAE from a diffusers folder or an SD single file."""
+    path = Path(vae)
+
+    def load() -> Any:
+        try:
+            return load_vae_path(path, ctx.device, ctx.dtype, path.name, latent_space)
+        except ModelLoadError as exc:
+            raise UserInputError(str(exc), input="vae") from exc
+
+    return ctx.models.load(_fp(vae=path, latent_space=latent_space), load, f"{path.name} · VAE")
+
+
+@node(category="loaders", fingerprint=_fp)
+def load_text_encoder(ctx: Context, name: ModelFile["text_encoders"]) -> TextEncoder:
+    """Load a text encoder: embedded/minilm (offline default), a CLIP folder or a CLIP single file."""
+    path = Path(name)
+
+    def load() -> Any:
+        try:
+            return load_text_encoder_path(path, ctx.device, ctx.dtype, path.name)
+        except ModelLoadError as exc:
+            raise UserInputError(str(exc), input="name") from exc
+
+    return ctx.models.load(_fp(name=path), load, f"{path.name} · text encoder")
