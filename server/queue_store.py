@@ -13,6 +13,7 @@ from typing import Any
 STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelled")
 TERMINAL = ("finished", "failed", "interrupted", "cancelled")
 SCHEMA_VERSION = 1
+MAX_ATTEMPTS = 3  # a run that was cut off this many times (it may crash the server) fails
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -117,13 +118,23 @@ class QueueStore:
                              ((low if low is not None else 0) - 1, run_id))
 
     def recover(self) -> list[str]:
-        """After a crash: every run left 'running' is queued again, first. Returns their ids."""
+        """After a crash: every run left 'running' is queued again, first. Returns their ids.
+
+        A run that was already cut off ``MAX_ATTEMPTS`` times fails instead, so a workflow
+        that kills the server cannot keep it in a crash loop."""
         with self._lock:
-            ids = [r[0] for r in self._db.execute(
-                "SELECT id FROM runs WHERE status='running' ORDER BY ord DESC")]
-        for run_id in ids:
-            self.requeue(run_id)
-        return ids
+            rows = self._db.execute("SELECT id, attempts FROM runs WHERE status='running' "
+                                    "ORDER BY ord DESC").fetchall()
+        again = []
+        for run_id, attempts in rows:
+            if attempts >= MAX_ATTEMPTS:
+                self.finish(run_id, "failed", error={
+                    "node": None, "error_type": "Crashed",
+                    "message": f"the server stopped {attempts} times while running this run"})
+            else:
+                self.requeue(run_id)
+                again.append(run_id)
+        return again
 
     def cancel(self, run_id: str) -> bool:
         """Cancel a queued run; False when it is not queued (any more)."""

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .openapi import openapi_document
 from .security import ApiError
-from .state import CONFIG, HUB, SETTINGS, STORE, WORKER, ready_worker
+from .state import CONFIG, HUB, SETTINGS, STORE, ready_worker
 
 routes = web.RouteTableDef()
 
@@ -123,5 +123,3 @@ async def openapi(request: web.Request) -> web.Response:
     """The OpenAPI 3.1 description of this API."""
     return web.json_response(openapi_document())
 
-
-__all__ = ["routes", "WORKER"]

@@ -94,17 +94,34 @@ def guard_middleware(config: ServerConfig) -> Any:
                                        f"{TOKEN_HEADER} header, the {TOKEN_COOKIE} cookie or "
                                        "?token= (printed when the server started)")
             set_cookie = from_query
+        origin = request.headers.get("Origin")
+        cors = origin is not None and origin in config.allowed_origins
+        if cors and request.method == "OPTIONS":
+            return web.Response(status=204, headers=_cors_headers(origin, preflight=True))
         if request.method not in SAFE_METHODS or _is_websocket(request):
             refusal = _origin_refusal(request, config)
             if refusal:
                 return json_error(403, refusal)
         response = await handler(request)
+        if cors and not response.prepared:
+            response.headers.update(_cors_headers(origin, preflight=False))
         if set_cookie and config.token and not response.prepared:
             response.set_cookie(TOKEN_COOKIE, config.token, httponly=True, samesite="Strict",
                                 path="/")
         return response
 
     return middleware
+
+
+def _cors_headers(origin: str | None, preflight: bool) -> dict[str, str]:
+    """CORS headers for an origin listed with --allow-origin (no others get any)."""
+    headers = {"Access-Control-Allow-Origin": origin or "", "Vary": "Origin",
+               "Access-Control-Allow-Credentials": "true"}
+    if preflight:
+        headers.update({"Access-Control-Allow-Methods": "GET, POST, PUT, DELETE",
+                        "Access-Control-Allow-Headers": f"Content-Type, Authorization, {TOKEN_HEADER}",
+                        "Access-Control-Max-Age": "600"})
+    return headers
 
 
 def _hostname(host: str) -> str:

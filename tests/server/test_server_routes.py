@@ -7,7 +7,7 @@ import re
 from loom import Registry
 from loom.plugins import load_folder
 from loom.settings import REPO_WORKFLOWS
-from server import ServerConfig, create_app
+from server import ServerConfig
 from server.routes_files import web_root
 from srv_helpers import NODES_DIR, add_show
 

@@ -216,3 +216,18 @@ async def test_many_runs_queued_at_once_all_finish(client):
         await wait_status(client, run_id, ("finished",))
     listing = await (await client.get("/api/runs?limit=100")).json()
     assert len(listing["runs"]) == 20 and listing["queue"] == {"queued": 0, "running": None}
+
+
+def test_a_run_that_keeps_crashing_the_server_fails_after_three_tries(tmp_path):
+    from server.queue_store import MAX_ATTEMPTS, QueueStore
+    store = QueueStore(tmp_path / "q.sqlite3")
+    run_id, _ = store.add(add_show())
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        claimed = store.claim_next()
+        assert claimed is not None and claimed.id == run_id and claimed.attempts == attempt
+        recovered = store.recover()  # as after a crash
+        assert recovered == ([run_id] if attempt < MAX_ATTEMPTS else [])
+    run = store.get(run_id)
+    assert run is not None and run["status"] == "failed" and run["error"]["error_type"] == "Crashed"
+    assert store.claim_next() is None
+    store.close()

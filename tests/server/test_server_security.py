@@ -91,6 +91,12 @@ async def test_allowed_origin_may_change_state(make_client):
     client = await make_client(ServerConfig(allowed_origins=["http://localhost:5173"]))
     resp = await client.post("/api/runs", json=add_show(), headers={"Origin": "http://localhost:5173"})
     assert resp.status == 201
+    assert resp.headers["Access-Control-Allow-Origin"] == "http://localhost:5173"
+    pre = await client.options("/api/runs", headers={"Origin": "http://localhost:5173",
+                                                     "Access-Control-Request-Method": "POST"})
+    assert pre.status == 204 and "POST" in pre.headers["Access-Control-Allow-Methods"]
+    other = await client.get("/api/runs", headers={"Origin": "http://evil.example"})
+    assert "Access-Control-Allow-Origin" not in other.headers
 
 
 async def test_file_paths_never_leave_their_folder(client, settings, tmp_path_factory):
