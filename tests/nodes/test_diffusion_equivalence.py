@@ -80,3 +80,19 @@ def test_graph_matches_stable_diffusion_pipeline(home, sched, cls, kwargs):
     ours = loom_image(home, prompt, negative, steps, cfg, seed, sched)
     assert ours.shape == ref.shape == (1, 3, 64, 64)
     assert torch.allclose(ours, ref.float(), atol=1e-5), (ours - ref).abs().max()
+
+
+def test_sdxl_graph_matches_stable_diffusion_xl_pipeline(tmp_path):
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
+
+    from nodes._lib.diffusion.tiny import save_sdxl, tiny_sdxl_models
+
+    folder = save_sdxl(tmp_path / "models" / "diffusers" / "tiny", tiny_sdxl_models(seed=7))
+    pipe = StableDiffusionXLPipeline.from_pretrained(folder, local_files_only=True)
+    pipe.scheduler = EulerDiscreteScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    prompt, negative, steps, cfg, seed = "a blue square", "noise", 3, 5.0, 11
+    ref = pipe(prompt, negative_prompt=negative, num_inference_steps=steps, guidance_scale=cfg, height=64,
+               width=64, generator=torch.Generator().manual_seed(seed), output_type="pt").images
+    ours = loom_image(tmp_path, prompt, negative, steps, cfg, seed, "euler")
+    assert torch.allclose(ours, ref.float(), atol=1e-5), (ours - ref).abs().max()

@@ -217,3 +217,16 @@ def test_corrupt_model_file_is_a_clear_error(ex, home):
     with pytest.raises(NodeError) as err:
         ex.run(graph(model="broken"))
     assert err.value.node == "m" and "model" in err.value.message
+
+
+def test_edited_model_file_reloads(ex, home):
+    import os
+
+    ex.run(graph())
+    cfg = home / "models" / "diffusers" / "tiny" / "unet" / "config.json"
+    st = cfg.stat()
+    os.utime(cfg, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    r = ex.run(graph())
+    assert "m" in r.executed and "s" in r.executed
+    keys = {row["key"].split("|")[0] for row in ex.models.loaded()}
+    assert len(keys) >= 2  # the edited folder was loaded again under its new fingerprint

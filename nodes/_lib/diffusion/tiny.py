@@ -86,3 +86,38 @@ def save_diffusers(folder: Path, models: dict[str, Any], tokenizer: bool = True,
     if loom is not None:
         (folder / "loom.json").write_text(json.dumps(loom))
     return folder
+
+
+def tiny_sdxl_models(seed: int = 0, channels: tuple[int, ...] = (32, 64), dims: tuple[int, int] = (16, 32),
+                     time_dim: int = 8) -> dict[str, Any]:
+    """Random SDXL-shaped models: a text_time UNet and two CLIP encoders (the second projects)."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModelWithProjection
+
+    base = tiny_models(seed=seed, channels=channels, cross_dim=dims[0])
+    torch.manual_seed(seed + 1)
+    n = len(channels)
+    base["unet"] = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=channels,
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (n - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (n - 1) + ("UpBlock2D",),
+        cross_attention_dim=sum(dims), attention_head_dim=8, norm_num_groups=min(32, channels[0]),
+        addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=time_dim * 6 + dims[1],
+        transformer_layers_per_block=1, use_linear_projection=True).eval()
+    vocab, _ = tiny_vocab()
+    base["text_encoder_2"] = CLIPTextModelWithProjection(CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=dims[1], intermediate_size=2 * dims[1], num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=77, bos_token_id=0, eos_token_id=2, pad_token_id=1,
+        projection_dim=dims[1], hidden_act="gelu")).eval()
+    return base
+
+
+def save_sdxl(folder: Path, models: dict[str, Any]) -> Path:
+    """Write SDXL-shaped ``models`` as a diffusers folder with tokenizer and tokenizer_2."""
+    save_diffusers(folder, models)
+    tiny_tokenizer(folder / "tokenizer_2", pad="!")
+    index = json.loads((folder / "model_index.json").read_text())
+    index.update({"_class_name": "StableDiffusionXLPipeline", "tokenizer_2": ["transformers", "CLIPTokenizer"]})
+    (folder / "model_index.json").write_text(json.dumps(index, indent=2))
+    return folder
