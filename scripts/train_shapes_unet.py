@@ -48,6 +48,7 @@ def main() -> None:
     """Train, write models/embedded/shapes-ldm/{unet,scheduler} and loom.json."""
     p = base_parser("shapes-unet", steps=100000, minutes=26.0, batch=64, lr=5e-4)
     p.add_argument("--uncond", type=float, default=0.1, help="fraction of empty captions")
+    p.add_argument("--sample-posterior", action="store_true", help="add the VAE posterior noise to latents")
     args = p.parse_args()
     setup(args)
     ldm = args.out or EMBEDDED / "shapes-ldm"
@@ -70,7 +71,9 @@ def main() -> None:
     bar = tqdm(total=args.steps, initial=step, desc="unet")
     while step < args.steps and not budget.over():
         idx = torch.randint(0, len(images), (args.batch,), generator=g)
-        z0 = lat_mean[idx] + lat_std[idx] * torch.randn(lat_mean[idx].shape, generator=g)
+        z0 = lat_mean[idx]
+        if args.sample_posterior:
+            z0 = z0 + lat_std[idx] * torch.randn(z0.shape, generator=g)
         cond = table[cap_idx[idx]].float()
         drop = torch.rand(args.batch, generator=g) < args.uncond
         cond[drop] = empty

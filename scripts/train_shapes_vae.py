@@ -60,6 +60,7 @@ def main() -> None:
     p = base_parser("shapes-vae", steps=20000, minutes=12.0, batch=32, lr=1e-3)
     p.add_argument("--channels", type=int, nargs="+", default=list(VAE_CONFIG["block_out_channels"]))
     p.add_argument("--kl", type=float, default=1e-6)
+    p.add_argument("--sample-posterior", action="store_true", help="train on posterior samples, not means")
     args = p.parse_args()
     setup(args)
     out = args.out or EMBEDDED / "shapes-ldm" / "vae"
@@ -76,7 +77,8 @@ def main() -> None:
         idx = torch.randint(0, len(images), (args.batch,), generator=g)
         x = images[idx].float() / 127.5 - 1.0
         post = vae.encode(x).latent_dist
-        rec = vae.decode(post.sample(generator=None)).sample
+        z = post.sample(generator=None) if args.sample_posterior else post.mode()
+        rec = vae.decode(z).sample
         mse = F.mse_loss(rec, x)
         loss = mse + 0.5 * (rec - x).abs().mean() + 0.5 * edge_loss(rec, x) + args.kl * post.kl().mean()
         frac = max(step / args.steps, budget.elapsed / budget.limit)
