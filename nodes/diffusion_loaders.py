@@ -24,8 +24,14 @@ def _fp(**inputs: Any) -> str:
     return "|".join(parts)
 
 
-def _name(path: Path) -> str:
-    return path.name
+def _key(ctx: Context, path: Path, **options: Any) -> str:
+    """Model-manager key ``<path>#<fingerprint>``; older versions of the same file are forgotten."""
+    prefix = f"{path}#"
+    key = prefix + _fp(file=path, **options)
+    for row in ctx.models.loaded():
+        if row["key"].startswith(prefix) and row["key"].split("|")[0] != key:
+            ctx.models.forget(row["key"])
+    return key
 
 
 def _bundle(ctx: Context, key: str, label: str, load: Callable[[], Loaded], input_name: str) -> DiffusionModel:
@@ -50,7 +56,7 @@ def _bundle(ctx: Context, key: str, label: str, load: Callable[[], Loaded], inpu
 def load_diffusers_model(ctx: Context, model: ModelFile["diffusers"]) -> DiffusionModel:
     """Load a diffusers-format model folder (UNet, text encoder and VAE), local files only."""
     path = Path(model)
-    return _bundle(ctx, _fp(model=path), path.name,
+    return _bundle(ctx, _key(ctx, path), path.name,
                    lambda: load_diffusers(path, ctx.device, ctx.dtype, path.name), "model")
 
 
@@ -61,7 +67,7 @@ def load_checkpoint(ctx: Context, checkpoint: ModelFile["checkpoints"],
                     ) -> DiffusionModel:
     """Load a single-file SD 1.x / 2.x / SDXL checkpoint (.safetensors) with the configs shipped in Loom."""
     path = Path(checkpoint)
-    return _bundle(ctx, _fp(checkpoint=path, prediction=prediction), path.name,
+    return _bundle(ctx, _key(ctx, path, prediction=prediction), path.name,
                    lambda: load_checkpoint_file(path, ctx.device, ctx.dtype, path.name, prediction),
                    "checkpoint")
 
@@ -80,7 +86,7 @@ def load_vae(ctx: Context, vae: ModelFile["vae"],
         except ModelLoadError as exc:
             raise UserInputError(str(exc), input="vae") from exc
 
-    return ctx.models.load(_fp(vae=path, latent_space=latent_space), load, f"{path.name} · VAE")
+    return ctx.models.load(_key(ctx, path, latent_space=latent_space), load, f"{path.name} · VAE")
 
 
 @node(category="loaders", fingerprint=_fp)
@@ -94,4 +100,4 @@ def load_text_encoder(ctx: Context, name: ModelFile["text_encoders"]) -> TextEnc
         except ModelLoadError as exc:
             raise UserInputError(str(exc), input="name") from exc
 
-    return ctx.models.load(_fp(name=path), load, f"{path.name} · text encoder")
+    return ctx.models.load(_key(ctx, path), load, f"{path.name} · text encoder")

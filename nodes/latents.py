@@ -46,5 +46,6 @@ def latent_upscale(latent: Latent,
     out = F.interpolate(x, size=(h, w), mode=method, **kw)
     mask = latent.noise_mask
     if mask is not None:
-        mask = F.interpolate(mask.float(), scale_factor=scale, mode="nearest")
+        size = (max(1, round(mask.shape[-2] * scale)), max(1, round(mask.shape[-1] * scale)))
+        mask = F.interpolate(mask.float(), size=size, mode="nearest")
     return Latent(out, latent.family, latent.downscale, mask, latent.batch_index)

@@ -10,6 +10,7 @@ import importlib.util
 import inspect
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -20,33 +21,35 @@ class SchedulerKind:
     """One choice of the scheduler combo: a diffusers class and the options it needs."""
 
     cls_name: str
+    module: str                       # diffusers/schedulers/scheduling_<module>.py
     options: dict[str, Any] = field(default_factory=dict)
     needs: str | None = None  # an extra Python module the class needs (e.g. torchsde)
 
 
 KINDS: dict[str, SchedulerKind] = {
-    "euler": SchedulerKind("EulerDiscreteScheduler"),
-    "euler_ancestral": SchedulerKind("EulerAncestralDiscreteScheduler"),
-    "heun": SchedulerKind("HeunDiscreteScheduler"),
-    "ddim": SchedulerKind("DDIMScheduler", {"set_alpha_to_one": False}),
-    "ddpm": SchedulerKind("DDPMScheduler"),
-    "pndm": SchedulerKind("PNDMScheduler", {"skip_prk_steps": True}),
-    "lms": SchedulerKind("LMSDiscreteScheduler"),
-    "dpm2": SchedulerKind("KDPM2DiscreteScheduler"),
-    "dpm2_ancestral": SchedulerKind("KDPM2AncestralDiscreteScheduler"),
-    "dpmpp_2m": SchedulerKind("DPMSolverMultistepScheduler",
+    "euler": SchedulerKind("EulerDiscreteScheduler", "euler_discrete"),
+    "euler_ancestral": SchedulerKind("EulerAncestralDiscreteScheduler", "euler_ancestral_discrete"),
+    "heun": SchedulerKind("HeunDiscreteScheduler", "heun_discrete"),
+    "ddim": SchedulerKind("DDIMScheduler", "ddim", {"set_alpha_to_one": False}),
+    "ddpm": SchedulerKind("DDPMScheduler", "ddpm"),
+    "pndm": SchedulerKind("PNDMScheduler", "pndm", {"skip_prk_steps": True}),
+    "lms": SchedulerKind("LMSDiscreteScheduler", "lms_discrete", needs="scipy"),
+    "dpm2": SchedulerKind("KDPM2DiscreteScheduler", "k_dpm_2_discrete"),
+    "dpm2_ancestral": SchedulerKind("KDPM2AncestralDiscreteScheduler", "k_dpm_2_ancestral_discrete"),
+    "dpmpp_2m": SchedulerKind("DPMSolverMultistepScheduler", "dpmsolver_multistep",
                               {"algorithm_type": "dpmsolver++", "solver_order": 2}),
-    "dpmpp_2m_karras": SchedulerKind("DPMSolverMultistepScheduler",
+    "dpmpp_2m_karras": SchedulerKind("DPMSolverMultistepScheduler", "dpmsolver_multistep",
                                      {"algorithm_type": "dpmsolver++", "solver_order": 2,
                                       "use_karras_sigmas": True}),
-    "dpmpp_2m_sde": SchedulerKind("DPMSolverMultistepScheduler",
+    "dpmpp_2m_sde": SchedulerKind("DPMSolverMultistepScheduler", "dpmsolver_multistep",
                                   {"algorithm_type": "sde-dpmsolver++", "solver_order": 2}),
-    "dpmpp_sde": SchedulerKind("DPMSolverSDEScheduler", needs="torchsde"),
-    "dpmpp_2s": SchedulerKind("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++"}),
-    "deis": SchedulerKind("DEISMultistepScheduler"),
-    "unipc": SchedulerKind("UniPCMultistepScheduler"),
-    "lcm": SchedulerKind("LCMScheduler"),
-    "tcd": SchedulerKind("TCDScheduler"),
+    "dpmpp_sde": SchedulerKind("DPMSolverSDEScheduler", "dpmsolver_sde", needs="torchsde"),
+    "dpmpp_2s": SchedulerKind("DPMSolverSinglestepScheduler", "dpmsolver_singlestep",
+                              {"algorithm_type": "dpmsolver++"}),
+    "deis": SchedulerKind("DEISMultistepScheduler", "deis_multistep"),
+    "unipc": SchedulerKind("UniPCMultistepScheduler", "unipc_multistep"),
+    "lcm": SchedulerKind("LCMScheduler", "lcm"),
+    "tcd": SchedulerKind("TCDScheduler", "tcd"),
 }
 
 SIGMA_SCHEDULES = ("default", "karras", "exponential", "beta")
@@ -67,9 +70,28 @@ def _class(name: str) -> type | None:
         return None
 
 
+def _diffusers_dir() -> Path | None:
+    spec = importlib.util.find_spec("diffusers")
+    locs = list(spec.submodule_search_locations or []) if spec else []
+    return Path(locs[0]) if locs else None
+
+
 def available() -> list[str]:
-    """Names whose diffusers class (and its extra dependencies) import here."""
-    return [n for n in KINDS if _class(n) is not None]
+    """Names the installed diffusers ships (and whose extra dependencies are installed).
+
+    Decided from the package's files, without importing diffusers (slow to import), so
+    building the node registry stays fast; the class itself is imported when used.
+    """
+    root = _diffusers_dir()
+    if root is None:
+        return []
+    out = []
+    for name, kind in KINDS.items():
+        if kind.needs and importlib.util.find_spec(kind.needs) is None:
+            continue
+        if (root / "schedulers" / f"scheduling_{kind.module}.py").is_file():
+            out.append(name)
+    return out
 
 
 def init_params(cls: type) -> set[str]:
