@@ -116,8 +116,9 @@ def main() -> None:
                 if which == 0:
                     ex.cache.clear()
                     t0 = time.perf_counter()
-                    ex.run(workflow(args.steps, args.cfg, i + 1))
+                    r = ex.run(workflow(args.steps, args.cfg, i + 1))
                     loom_t.append(time.perf_counter() - t0)
+                    assert len(r.executed) == 8, r.executed  # every node really ran
                 else:
                     t0 = time.perf_counter()
                     hand(args.steps, args.cfg, i + 1)
