@@ -46,7 +46,7 @@ export async function openNamed(app, name) {
 export async function openDefault(app) {
   try {
     const list = await listWorkflows();
-    const pick = list.find((w) => w.name === DEFAULT_NAME) ?? list.find((w) => w.source !== "user") ?? list[0];
+    const pick = list.find((w) => w.name === DEFAULT_NAME) ?? list.find((w) => w.source === "example") ?? list[0];
     if (pick) {
       await openNamed(app, pick.name);
       return;
@@ -66,7 +66,7 @@ export async function loadExamplesList(app) {
     select.replaceChildren(keep);
     const groups = new Map();
     for (const w of list) {
-      const label = w.source === "user" ? "Saved" : "Examples";
+      const label = w.source === "saved" || w.source === "user" ? "Saved" : "Examples";
       if (!groups.has(label)) {
         const og = document.createElement("optgroup");
         og.label = label;

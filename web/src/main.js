@@ -164,6 +164,7 @@ function openPalette(e, filter = null) {
 
 function installPalette() {
   app.palette = new Palette($("#palette"), addNode);
+  app.palette.onClose = () => app.canvas.canvas.focus({ preventScroll: true });
   app.canvas.showSearchBox = (e) => {
     openPalette(e);
     return $("#palette");

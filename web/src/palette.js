@@ -55,9 +55,9 @@ export class Palette {
     this.filter = null;
     this.input.addEventListener("input", () => this.refresh());
     this.input.addEventListener("keydown", (e) => this.key(e));
-    this.input.addEventListener("blur", () => setTimeout(() => {
-      if (!this.root.contains(document.activeElement)) this.close();
-    }, 120));
+    document.addEventListener("pointerdown", (e) => {
+      if (this.isOpen && !this.root.contains(e.target)) this.close();
+    }, true);
     this.list.addEventListener("pointerdown", (e) => {
       const li = e.target.closest("li");
       if (!li) return;
@@ -84,12 +84,18 @@ export class Palette {
       : "↑↓ choose · Enter add · Esc close";
     this.refresh();
     this.input.focus();
+    // the click that opened the palette may still move focus to the canvas: take it back
+    setTimeout(() => {
+      if (this.isOpen && document.activeElement !== this.input) this.input.focus();
+    }, 0);
   }
 
   close() {
     if (this.root.hidden) return;
     this.root.hidden = true;
     this.filter = null;
+    if (document.activeElement === this.input) this.input.blur();
+    this.onClose?.();
   }
 
   refresh() {

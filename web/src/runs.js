@@ -286,7 +286,10 @@ export class Runs {
         if (node.loom) node.loom.preview = null;
       }
     }
-    if (status === "failed") {
+    if (status === "failed" && Array.isArray(ev.problems) && ev.problems.length) {
+      this.showProblems(ev.problems);
+      toast(`Run failed validation: ${ev.problems.length} problem(s)`, "error");
+    } else if (status === "failed") {
       const where = ev.node ? `node ${ev.node}: ` : "";
       toast(`Run failed — ${where}${ev.message ?? ""}`, "error");
       const node = this.node(ev.node);
