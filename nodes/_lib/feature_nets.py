@@ -36,7 +36,7 @@ class FeatureNet(nn.Module):
     content_layers: tuple[str, ...] = ()
     style_layers: tuple[str, ...] = ()
     lpips_layers: tuple[str, ...] = ()
-    fid_input_size: int | None = None   # images are resized to this for FID (Inception: 299)
+    fid_input_size: int | None = None   # images are resized to this for FID (ImageNet training size)
     normalization = "imagenet"          # "imagenet" mean/std, or "pm1" (2x - 1)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -83,6 +83,7 @@ class EfficientNetLite0Features(FeatureNet):
     content_layers = ("stage4",)
     style_layers = ("stem", "stage1", "stage2", "stage3", "stage4")
     lpips_layers = ("stem", "stage1", "stage2", "stage3", "stage5")
+    fid_input_size = 224
 
     def __init__(self, state_dict: dict[str, torch.Tensor] | None = None) -> None:
         super().__init__()
@@ -132,6 +133,7 @@ class VGG19Features(FeatureNet):
     content_layers = ("relu4_2",)
     style_layers = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
     lpips_layers = ("relu1_2", "relu2_2", "relu3_4", "relu4_4", "relu5_4")
+    fid_input_size = 224
 
     def __init__(self) -> None:
         super().__init__()
