@@ -33,6 +33,16 @@ def edge_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
+def object_weight(x: torch.Tensor, boost: float) -> torch.Tensor:
+    """Per-pixel loss weight: 1 on background, 1 + boost on (dilated) pixels unlike the border median."""
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1)
+    bg = border.median(dim=-1).values[..., None, None]
+    mask = ((x - bg).abs().sum(1, keepdim=True) > 0.3).float()
+    mask = F.max_pool2d(mask, 3, stride=1, padding=1)
+    return 1.0 + boost * mask
+
+
+@torch.no_grad()
 def latent_stats(vae: AutoencoderKL, x: torch.Tensor) -> tuple[float, float]:
     """Mean and std of the posterior means over a batch of images in [0, 1]."""
     zs = torch.cat([vae.encode(x[i:i + 250] * 2 - 1).latent_dist.mean for i in range(0, len(x), 250)])
@@ -60,6 +70,7 @@ def main() -> None:
     p = base_parser("shapes-vae", steps=20000, minutes=12.0, batch=32, lr=1e-3)
     p.add_argument("--channels", type=int, nargs="+", default=list(VAE_CONFIG["block_out_channels"]))
     p.add_argument("--kl", type=float, default=1e-6)
+    p.add_argument("--object-boost", type=float, default=5.0, help="extra loss weight on object pixels")
     p.add_argument("--sample-posterior", action="store_true", help="train on posterior samples, not means")
     args = p.parse_args()
     setup(args)
@@ -80,7 +91,9 @@ def main() -> None:
         z = post.sample(generator=None) if args.sample_posterior else post.mode()
         rec = vae.decode(z).sample
         mse = F.mse_loss(rec, x)
-        loss = mse + 0.5 * (rec - x).abs().mean() + 0.5 * edge_loss(rec, x) + args.kl * post.kl().mean()
+        w = object_weight(x, args.object_boost)
+        wl = (w * ((rec - x) ** 2 + 0.5 * (rec - x).abs())).mean()
+        loss = wl + 0.5 * edge_loss(rec, x) + args.kl * post.kl().mean()
         frac = max(step / args.steps, budget.elapsed / budget.limit)
         lr = args.lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + torch.cos(torch.tensor(frac * 3.14159)).item()))
         for grp in opt.param_groups:
