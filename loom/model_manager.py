@@ -66,6 +66,11 @@ class ModelManager:
             self._loaded[key] = (obj, label or key)
         return obj
 
+    def keys(self) -> list[str]:
+        """Keys of the loaded models, least recently used first (cheap, unlike ``loaded``)."""
+        with self._lock:
+            return list(self._loaded)
+
     def forget(self, key: str) -> None:
         """Drop a loaded model (it is freed once nothing else references it)."""
         with self._lock:

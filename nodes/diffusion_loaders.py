@@ -28,9 +28,9 @@ def _key(ctx: Context, path: Path, **options: Any) -> str:
     """Model-manager key ``<path>#<fingerprint>``; older versions of the same file are forgotten."""
     prefix = f"{path}#"
     key = prefix + _fp(file=path, **options)
-    for row in ctx.models.loaded():
-        if row["key"].startswith(prefix) and row["key"].split("|")[0] != key:
-            ctx.models.forget(row["key"])
+    for old in ctx.models.keys():
+        if old.startswith(prefix) and old.split("|")[0] != key:
+            ctx.models.forget(old)
     return key
 
 

@@ -230,3 +230,10 @@ def test_edited_model_file_reloads(ex, home):
     assert "m" in r.executed and "s" in r.executed
     tiny = [row["key"] for row in ex.models.loaded() if row["key"].startswith(str(cfg.parent.parent) + "#")]
     assert len(tiny) == 3  # loaded again under the new fingerprint; the old version was forgotten
+
+
+def test_batches_get_distinct_noise_per_image(ex):
+    wf = graph(out="latent")
+    wf["nodes"]["e"]["inputs"]["batch"] = 2
+    lat = value(ex.run(wf)).samples
+    assert lat.shape == (2, 4, 8, 8) and not torch.allclose(lat[0], lat[1])

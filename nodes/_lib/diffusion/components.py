@@ -118,6 +118,14 @@ class ClipTextEncoder(TextEncoder):
         """The torch modules (for the model manager)."""
         return [p.model for p in self.parts]
 
+    def _breaks(self, tok: Any) -> frozenset[int]:
+        """Ids after which a long prompt prefers to be split (the comma), cached per tokenizer."""
+        cache = self.__dict__.setdefault("_break_ids", {})
+        if id(tok) not in cache:
+            comma = tok.convert_tokens_to_ids(",</w>")
+            cache[id(tok)] = frozenset([comma]) if comma not in (None, tok.unk_token_id) else frozenset()
+        return cache[id(tok)]
+
     def _ids(self, part: ClipPart, segments: list[tuple[str, float]]) -> tuple[torch.Tensor, torch.Tensor]:
         tok = part.tokenizer
         ids: list[int] = []
@@ -129,8 +137,7 @@ class ClipTextEncoder(TextEncoder):
         length = int(getattr(tok, "model_max_length", 77) or 77)
         if length > 4096:
             length = 77
-        comma = tok.convert_tokens_to_ids(",</w>") if ",</w>" in tok.get_vocab() else None
-        breaks = frozenset([comma]) if comma is not None else frozenset()
+        breaks = self._breaks(tok)
         rows, wrows = [], []
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         for c_ids, c_w in chunk_tokens(ids, weights, length - 2, breaks):
