@@ -117,3 +117,28 @@ def test_shift_and_scale_follow_diffusers(ex, home):
     z = torch.randn(1, 4, 8, 8)
     assert torch.allclose(vae.to_latent_space(z), (z - 0.25) * 1.7)
     assert torch.allclose(vae.from_latent_space(vae.to_latent_space(z)), z, atol=1e-6)
+
+
+def test_graph_matches_the_training_scripts_sampling_loop(ex, home):
+    """The loop the embedded model is evaluated with (DDIM, MiniLM, shift/scale) gives the same image."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+
+    from nodes._lib.minilm import MiniLM
+
+    folder = home / "models" / "embedded" / "tiny-ldm"
+    vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
+    unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
+    sched = DDIMScheduler.from_pretrained(folder / "scheduler")
+    enc = MiniLM.from_package()
+    with torch.no_grad():
+        cond = enc.encode(["a green triangle"])
+        ctx = torch.cat([enc.encode([""]), cond])
+        g = torch.Generator().manual_seed(1)
+        z = torch.randn(1, 4, 8, 8, generator=g) * sched.init_noise_sigma
+        sched.set_timesteps(2)
+        for t in sched.timesteps:
+            eps_u, eps_c = unet(torch.cat([z, z]), t, encoder_hidden_states=ctx).sample.chunk(2)
+            z = sched.step(eps_u + 4.0 * (eps_c - eps_u), t, z).prev_sample
+        ref = ((vae.decode(z / vae.config.scaling_factor + vae.config.shift_factor).sample + 1) / 2).clamp(0, 1)
+    ours = ex.run(workflow("a green triangle")).outputs["o"]["image"]
+    assert torch.allclose(ours, ref, atol=1e-5), (ours - ref).abs().max()

@@ -30,7 +30,7 @@ KINDS: dict[str, SchedulerKind] = {
     "euler": SchedulerKind("EulerDiscreteScheduler", "euler_discrete"),
     "euler_ancestral": SchedulerKind("EulerAncestralDiscreteScheduler", "euler_ancestral_discrete"),
     "heun": SchedulerKind("HeunDiscreteScheduler", "heun_discrete"),
-    "ddim": SchedulerKind("DDIMScheduler", "ddim", {"set_alpha_to_one": False}),
+    "ddim": SchedulerKind("DDIMScheduler", "ddim"),
     "ddpm": SchedulerKind("DDPMScheduler", "ddpm"),
     "pndm": SchedulerKind("PNDMScheduler", "pndm", {"skip_prk_steps": True}),
     "lms": SchedulerKind("LMSDiscreteScheduler", "lms_discrete", needs="scipy"),
