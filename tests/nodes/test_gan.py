@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 import nodes.gan
+import nodes.vae_sampling
 from loom import Executor, NodeError, Registry, Settings, node
 from loom.types import Image
 from nodes._lib.dcgan import DCGANGenerator
@@ -156,3 +157,103 @@ def test_missing_weights_and_foreign_generator(ex: Executor, home: Path, tmp_pat
     assert "no generator.safetensors" in str(err2.value)
     with pytest.raises(Exception, match="expected a GAN generator"):
         nodes.gan._gan(object())
+
+
+# --- VAE as a generator (nodes.vae_sampling) --------------------------------------------------
+from diffusers import AutoencoderKL  # noqa: E402
+
+from loom.types import VAE  # noqa: E402
+from nodes._lib.diffusion.components import DiffusionVAE  # noqa: E402
+
+_TINY_VAE: dict[str, DiffusionVAE] = {}
+
+
+class TinyVAE(NamedTuple):
+    vae: VAE
+
+
+@node(id="test_gan_tiny_vae")
+def tiny_vae_node() -> TinyVAE:
+    """A tiny random AutoencoderKL as a VAE socket (test helper)."""
+    return TinyVAE(tiny_vae())
+
+
+def tiny_vae() -> DiffusionVAE:
+    """A tiny random AutoencoderKL (downscale 2, 4 latent channels, scaling 0.5) (test helper)."""
+    if "v" not in _TINY_VAE:
+        torch.manual_seed(0)
+        model = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+                              down_block_types=("DownEncoderBlock2D",) * 2,
+                              up_block_types=("UpDecoderBlock2D",) * 2, layers_per_block=1,
+                              norm_num_groups=8, sample_size=16, scaling_factor=0.5).eval()
+        _TINY_VAE["v"] = DiffusionVAE(model, "tiny")
+    return _TINY_VAE["v"]
+
+
+@node(id="test_gan_checker")
+def checker(size: int = 16) -> Image:
+    """A checkerboard image (test helper)."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    return (((xx // 4 + yy // 4) % 2).float()[None, None].expand(1, 3, -1, -1) * 0.8 + 0.1).contiguous()
+
+
+@node(id="test_gan_capture_sample", output=True)
+def capture_sample(image: Image, latent: nodes.vae_sampling.Latent) -> nodes.vae_sampling.VAESample:
+    """Hand image and latent back as run outputs (test helper)."""
+    return nodes.vae_sampling.VAESample(image, latent)
+
+
+
+@pytest.fixture(scope="module")
+def vex(tmp_path_factory: pytest.TempPathFactory) -> Executor:
+    reg = Registry()
+    reg.add_module("nodes.vae_sampling")
+    reg.add(tiny_vae_node, checker, capture_sample)
+    return Executor(reg, settings=Settings(home=tmp_path_factory.mktemp("vhome")))
+
+
+def _sample(ex: Executor, with_image: bool = False, **inputs: Any) -> tuple[torch.Tensor, Any]:
+    link = lambda n, o: {"node": n, "output": o}  # noqa: E731
+    wf: dict[str, Any] = {"nodes": {
+        "v": {"type": "test_gan_tiny_vae", "inputs": {}},
+        "s": {"type": "vae_sample", "inputs": {"vae": link("v", "vae"), "width": 16, "height": 16, **inputs}},
+        "out": {"type": "test_gan_capture_sample",
+                "inputs": {"image": link("s", "image"), "latent": link("s", "latent")}}}}
+    if with_image:
+        wf["nodes"]["img"] = {"type": "test_gan_checker", "inputs": {}}
+        wf["nodes"]["s"]["inputs"]["image"] = link("img", "image")
+    out = ex.run(wf).outputs["out"]
+    return out["image"], out["latent"]
+
+
+def test_vae_sample_shapes_seeds_and_spaces(vex: Executor) -> None:
+    img, lat = _sample(vex, seed=7, batch=3)
+    v = tiny_vae()
+    assert img.shape == (3, 3, 16, 16) and 0 <= float(img.min()) and float(img.max()) <= 1
+    assert lat.samples.shape == (3, 4, 8, 8) and lat.family == v.family and lat.downscale == 2
+    one, lat1 = _sample(vex, seed=8, batch=1)
+    assert torch.allclose(lat1.samples[0], lat.samples[1]) and torch.allclose(one[0], img[1], atol=1e-5)
+    _, scaled = _sample(vex, seed=7, batch=3, space="scaled", temperature=2.0)
+    assert torch.allclose(scaled.samples, lat.samples * 4.0, atol=1e-5), "raw N(0,I) is scaled by 0.5"
+    flat, zero = _sample(vex, seed=1, batch=2, temperature=0.0)
+    assert float(zero.samples.abs().max()) == 0 and torch.allclose(flat[0], flat[1])
+
+
+def test_vae_sample_around_an_image(vex: Executor) -> None:
+    img, lat = _sample(vex, with_image=True, seed=3, batch=2, temperature=0.0)
+    v = tiny_vae()
+    from loom.model_manager import ModelManager
+    mm = ModelManager(torch.device("cpu"), torch.float32)
+    with torch.no_grad():
+        ref = v.decode(v.encode(checker(), mm, torch.device("cpu")), mm, torch.device("cpu"))
+    assert torch.allclose(img, ref.expand_as(img), atol=1e-5), "temperature 0 = the reconstruction"
+    near, lat_near = _sample(vex, with_image=True, seed=3, batch=2, temperature=0.5)
+    assert not torch.allclose(near[0], near[1])
+    assert (lat_near.samples - lat.samples).std() == pytest.approx(0.25, rel=0.3)
+
+
+def test_vae_sample_errors(vex: Executor) -> None:
+    with pytest.raises(NodeError, match="not a multiple of this VAE's downscale factor 2"):
+        _sample(vex, width=17)
+    with pytest.raises(Exception, match="expected a VAE"):
+        nodes.vae_sampling._vae(object())
