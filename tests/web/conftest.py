@@ -46,10 +46,16 @@ class ConsoleLog:
     def __init__(self) -> None:
         self.errors: list[str] = []
         self.warnings: list[str] = []
+        self.allowed: list[str] = []
+
+    def allow(self, text: str) -> None:
+        """Expect console errors containing ``text`` (e.g. a 400 the test provokes)."""
+        self.allowed.append(text)
 
     def on_console(self, msg: Any) -> None:
         if msg.type == "error":
-            self.errors.append(msg.text)
+            if not any(a in msg.text for a in self.allowed):
+                self.errors.append(msg.text)
         elif msg.type == "warning":
             self.warnings.append(msg.text)
 

@@ -2,6 +2,7 @@
 // beyond its widgets: run state, progress, images, text, and problems.
 
 import { LiteGraph, LGraphNode } from "/vendor/litegraph/litegraph.es.js";
+import { openLightbox } from "./ui.js";
 import { addInputWidget, disposeNodeDom } from "./widgets.js";
 
 /** Schemas by node type id (filled by registerSchemas). */
@@ -35,6 +36,7 @@ export function emptyState(schema) {
     error: null, // {message, input} of a failed run
     problems: [], // validation problems [{input, message, code}]
     thumbnail: null,
+    imageRects: [], // where images were last drawn (node coordinates)
     unknown: null, // the raw entry of a node whose type is not installed
     extraInputs: {}, // inputs kept verbatim (unknown names, literals on sockets)
     version: null, // the version from the file when older than the schema
@@ -155,7 +157,8 @@ function wrap(ctx, text, width) {
 
 function drawImages(ctx, images, x, y, w, h) {
   const ready = images.filter((im) => im.complete && im.naturalWidth > 0);
-  if (!ready.length || h < 16) return;
+  const rects = [];
+  if (!ready.length || h < 16) return rects;
   const n = ready.length;
   const cols = Math.ceil(Math.sqrt(n));
   const rows = Math.ceil(n / cols);
@@ -169,8 +172,10 @@ function drawImages(ctx, images, x, y, w, h) {
     const cy = y + Math.floor(i / cols) * ch + (ch - dh) / 2;
     ctx.imageSmoothingEnabled = s < 1;
     ctx.drawImage(im, cx, cy, dw, dh);
+    rects.push({ image: im, rect: [cx, cy, dw, dh] });
   });
   ctx.imageSmoothingEnabled = true;
+  return rects;
 }
 
 function drawContent(node, ctx) {
@@ -211,10 +216,15 @@ function drawContent(node, ctx) {
   let images = st.images;
   if (st.status === "running" && st.preview) images = [st.preview];
   else if (!images.length && st.thumbnail) images = [st.thumbnail];
-  if (images.length) {
-    const h = node.size[1] - y - pad;
-    drawImages(ctx, images, pad, y, width, h);
+  st.imageRects = images.length ? drawImages(ctx, images, pad, y, width, node.size[1] - y - pad) : [];
+}
+
+/** The image drawn on a node at a point relative to the node, if any. */
+export function imageAt(node, x, y) {
+  for (const { image, rect } of node.loom?.imageRects ?? []) {
+    if (x >= rect[0] && y >= rect[1] && x <= rect[0] + rect[2] && y <= rect[1] + rect[3]) return image;
   }
+  return null;
 }
 
 function formatValue(v) {
@@ -246,6 +256,10 @@ function installDrawing(node) {
   };
   node.onDrawForeground = function onDrawForeground(ctx) {
     drawBadge(this, ctx);
+  };
+  node.onDblClick = function onDblClick(e, pos) {
+    const image = imageAt(this, pos[0], pos[1]);
+    if (image) openLightbox(image.src, this.title);
   };
   node.onRemoved = function onRemoved() {
     disposeNodeDom(this);
