@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, NamedTuple, Optional
 
 import torch
 
@@ -103,12 +103,16 @@ def load_feature_extractor(ctx: Context, network: Network = "efficientnet-lite0"
     return Features(net, source=weights.name if weights else "bundled")  # type: ignore[arg-type]
 
 
+class LayerList(NamedTuple):
+    text: str
+
+
 @node(category="features", output=True)
-def feature_layers(ctx: Context, extractor: FeatureExtractor) -> str:
+def feature_layers(ctx: Context, extractor: FeatureExtractor) -> LayerList:
     """List an extractor's layer names and its default content/style/LPIPS layers."""
     f = features_of(extractor)
     n = f.net
     lines = [f"{f.label}: {', '.join(n.layers)}", f"content: {', '.join(n.content_layers)}",
              f"style: {', '.join(n.style_layers)}", f"lpips: {', '.join(n.lpips_layers)}"]
     ctx.show(text=lines)
-    return "\n".join(lines)
+    return LayerList("\n".join(lines))

@@ -134,3 +134,13 @@ def test_missing_file_is_reported(ex: Executor) -> None:
     from loom import ValidationError
     with pytest.raises((ValidationError, NodeError), match="vgg_missing.pth"):
         _load(ex, network="vgg19", weights="vgg_missing.pth")
+
+
+def test_feature_layers_node_lists_names(ex: Executor) -> None:
+    wf = {"nodes": {"f": {"type": "load_feature_extractor", "inputs": {}},
+                    "l": {"type": "feature_layers",
+                          "inputs": {"extractor": {"node": "f", "output": "feature_extractor"}}}}}
+    result = ex.run(wf)
+    text = result.outputs["l"]["text"]
+    assert text.startswith("EfficientNet-Lite0: stem, stage1") and "style: stem" in text
+    assert result.ui["l"]["text"][0] == text.splitlines()[0]
