@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from loom import Executor, Registry, Settings, node
-from loom.types import Image
+from loom.types import Conditioning, Image
 from nodes._lib.diffusion.components import DiffusionVAE
 from nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
@@ -142,3 +142,31 @@ def test_graph_matches_the_training_scripts_sampling_loop(ex, home):
         ref = ((vae.decode(z / vae.config.scaling_factor + vae.config.shift_factor).sample + 1) / 2).clamp(0, 1)
     ours = ex.run(workflow("a green triangle")).outputs["o"]["image"]
     assert torch.allclose(ours, ref, atol=1e-5), (ours - ref).abs().max()
+
+
+def test_conditioning_of_another_encoder_is_a_clear_error(ex):
+    from loom import NodeError
+
+    wf = workflow("a red circle")
+    wf["nodes"]["p"] = {"type": "clip_like_conditioning", "inputs": {}}
+    with pytest.raises(NodeError) as err:
+        ex.run(wf)
+    assert err.value.node == "s" and "positive" in err.value.message and "384" in err.value.message
+
+
+def test_clip_file_without_token_embedding_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    from nodes._lib.diffusion.loading import ModelLoadError
+    from nodes._lib.diffusion.single_file import load_clip_file
+
+    path = tmp_path / "nope.safetensors"
+    save_file({"x.weight": torch.zeros(2)}, str(path))
+    with pytest.raises(ModelLoadError, match="not a CLIP text encoder"):
+        load_clip_file(path, torch.float32, "nope")
+
+
+@node
+def clip_like_conditioning() -> Conditioning:
+    """Test source: a 768-dim conditioning, as CLIP-L would give."""
+    return Conditioning(torch.zeros(1, 77, 768), family="clip")
