@@ -9,16 +9,20 @@ import pytest
 
 from web_helpers import CHROMIUM, CHROMIUM_ARGS, LITEGRAPH, PLUGIN_DIR, ServerThread
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-if not LITEGRAPH.exists():
-    pytest.skip("web/node_modules is missing: run `npm ci --omit=dev` in web/ "
-                "(pip install -e . does it when npm is installed)", allow_module_level=True)
+
+
+def _skip_without_browser() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    if not LITEGRAPH.exists():
+        pytest.skip("web/node_modules is missing: run `npm ci --omit=dev` in web/ "
+                    "(pip install -e . does it when npm is installed)")
 
 
 @pytest.fixture(scope="session")
 def loom_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
     """The real app (built-in nodes + the tiny test plugin) on a free loopback port."""
+    _skip_without_browser()
     from loom import Settings
     home = tmp_path_factory.mktemp("loom_home")
     settings = Settings(home=home, custom_nodes_dirs=[PLUGIN_DIR], device="cpu")
