@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Literal, Optional
 
 import torch
@@ -15,6 +16,7 @@ from ._lib.diffusion import sampler, schedulers
 from ._lib.diffusion.components import DiffusionDenoiser, SchedulerChoice
 
 log = logging.getLogger(__name__)
+PREVIEW_EVERY = 0.2  # seconds between step previews
 
 _NAMES = tuple(schedulers.available())
 SchedulerName = Literal[_NAMES]  # type: ignore[valid-type]
@@ -102,8 +104,16 @@ def sample(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: C
         guidance = sampler.Guidance(cond_kw, uncond_kw, float(cfg))
         plan = sampler.plan(sched, steps, denoise, device)
 
+        last = [0.0]
+
         def on_step(i: int, total: int, current: torch.Tensor) -> None:
-            ctx.progress(i, total, preview=previews.latent_to_rgb(current, out_family))
+            # a preview on the first and last step and at most every PREVIEW_EVERY seconds:
+            # the canvas cannot show more, and fast models should not pay for them
+            now = time.perf_counter()
+            show = i in (1, total) or now - last[0] >= PREVIEW_EVERY
+            if show:
+                last[0] = now
+            ctx.progress(i, total, preview=previews.latent_to_rgb(current, out_family) if show else None)
 
         ctx.check_interrupted()
         result = sampler.sample(denoiser, sched, plan, x0.to(device), noise.to(device), guidance,
