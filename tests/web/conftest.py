@@ -74,7 +74,7 @@ def console() -> ConsoleLog:
 
 
 @pytest.fixture
-def canvas(page: Any, loom_server: ServerThread, console: ConsoleLog) -> Iterator[Any]:
+def canvas(loom_server: ServerThread, page: Any, console: ConsoleLog) -> Iterator[Any]:
     """A page showing the canvas (fresh local storage), ready to use."""
     page.on("console", console.on_console)
     page.on("pageerror", console.on_page_error)

@@ -77,7 +77,7 @@ export class Palette {
     this.root.hidden = false;
     const w = this.root.offsetWidth || 420;
     this.root.style.left = `${Math.max(8, Math.min(x, innerWidth - w - 8))}px`;
-    this.root.style.top = `${Math.max(8, Math.min(y, innerHeight - 360))}px`;
+    this.root.style.top = `${Math.max(8, Math.min(y, innerHeight - Math.min(innerHeight * 0.6, 440) - 8))}px`;
     this.input.value = "";
     this.help.textContent = filter
       ? `Nodes that connect to ${filter.type} · Enter adds and wires it`
