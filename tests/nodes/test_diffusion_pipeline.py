@@ -237,3 +237,20 @@ def test_batches_get_distinct_noise_per_image(ex):
     wf["nodes"]["e"]["inputs"]["batch"] = 2
     lat = value(ex.run(wf)).samples
     assert lat.shape == (2, 4, 8, 8) and not torch.allclose(lat[0], lat[1])
+
+
+def test_load_vae_folder_upscale_and_encode_crop(ex, home, registry):
+    import shutil
+
+    shutil.copytree(home / "models" / "diffusers" / "tiny" / "vae", home / "models" / "vae" / "tiny-vae",
+                    dirs_exist_ok=True)
+    ctx = _ctx(ex)
+    vae = registry["load_vae"].fn(ctx, home / "models" / "vae" / "tiny-vae", "auto")
+    assert vae.family == "sd1" and vae.downscale == 8
+    image = torch.rand(1, 3, 70, 45)
+    lat = registry["vae_encode"].fn(ctx, vae, image, 0)
+    assert lat.samples.shape == (1, 4, 8, 5) and lat.family == "sd1"  # cropped to 64 × 40
+    big = registry["latent_upscale"].fn(lat, 2.0, "bilinear")
+    assert big.samples.shape == (1, 4, 16, 10) and big.family == "sd1"
+    img = registry["vae_decode"].fn(ctx, vae, big, 0)
+    assert img.shape == (1, 3, 128, 80)
