@@ -35,6 +35,9 @@ class StyleLosses:
         return len(self.total)
 
 
+RANGE_PENALTY = 1000.0  # weight of the out-of-[0, 1] penalty used with L-BFGS
+
+
 class StyleResult(NamedTuple):
     image: Image
     losses: StyleLosses
@@ -128,6 +131,8 @@ def style_transfer(
                  "tv": tv_weight * tv_loss(x)}
         total = parts["content"] + parts["style"] + parts["tv"]
         last.update({k: float(v.detach()) for k, v in parts.items()}, total=float(total.detach()))
+        if optimizer == "lbfgs":  # keeps pixels near [0, 1] without a clamp that breaks L-BFGS
+            total = total + RANGE_PENALTY * (F.relu(x - 1).square().mean() + F.relu(-x).square().mean())
         return total
 
     t0 = time.perf_counter()
@@ -138,22 +143,35 @@ def style_transfer(
         else:
             opt = torch.optim.Adam([x], lr=learning_rate)
 
+        # L-BFGS starts every step by evaluating the point where the previous line search
+        # ended; the memo answers that from the evaluation already done (half the work).
+        memo: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, float]]] = []
+
         def closure() -> torch.Tensor:
+            for xs, loss_m, grad_m, parts_m in memo:
+                if torch.equal(xs, x.detach()):
+                    x.grad = grad_m.clone()
+                    last.update(parts_m)
+                    return loss_m
             opt.zero_grad(set_to_none=True)
             loss = objective()
             loss.backward()
+            if optimizer == "lbfgs" and x.grad is not None:
+                memo.append((x.detach().clone(), loss.detach(), x.grad.detach().clone(), dict(last)))
+                del memo[:-4]
             return loss
 
         for i in range(steps):
             opt.step(closure)
-            with torch.no_grad():
-                x.clamp_(0.0, 1.0)
+            if optimizer == "adam":
+                with torch.no_grad():
+                    x.clamp_(0.0, 1.0)
             if not math.isfinite(last.get("total", math.nan)):
                 raise UserInputError(f"the loss became {last.get('total')} at step {i + 1}: lower the "
                                      "weights or the learning rate", input="learning_rate")
             for k in rec:
                 rec[k].append(last[k])
-            ctx.progress(i + 1, steps, preview=x.detach().cpu(), content=last["content"],
+            ctx.progress(i + 1, steps, preview=x.detach().clamp(0, 1).cpu(), content=last["content"],
                          style=last["style"], tv=last["tv"], loss=last["total"])
     seconds = time.perf_counter() - t0
     ctx.log.info("style transfer: %d %s steps in %.1f s (%.3f s/step), loss %.4g → %.4g", steps,
