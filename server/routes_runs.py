@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from aiohttp import WSMsgType, web
 
 from .events import EVENT_TYPES
@@ -44,7 +45,7 @@ async def queue_run(request: web.Request) -> web.Response:
     run_id, position = store.add(wf.to_dict(), front=front)
     running = worker.current is not None
     request.app[HUB].publish({"type": "run.queued", "run": run_id, "position": position,
-                              "front": front, "running": running})
+                              "front": front, "running": running, "created": time.time()})
     worker.wake()
     return web.json_response({"id": run_id, "position": position}, status=201)
 

@@ -232,3 +232,16 @@ def test_a_run_that_keeps_crashing_the_server_fails_after_three_tries(tmp_path):
     assert run is not None and run["status"] == "failed" and run["error"]["error_type"] == "Crashed"
     assert store.claim_next() is None
     store.close()
+
+
+async def test_a_run_cut_off_by_shutdown_is_queued_again(client, settings):
+    run_id = await queue(client, counter(steps=100000, delay=0.001))
+    later = await queue(client, add_show())
+    await wait_status(client, run_id, ("running",))
+    await client.close()  # graceful shutdown: interrupts the run, keeps it
+    from server.queue_store import QueueStore
+    store = QueueStore(settings.user / "queue.sqlite3")
+    runs = {r["id"]: r for r in store.list()[0]}
+    assert runs[run_id]["status"] == "queued" and runs[run_id]["position"] == 0
+    assert runs[later]["status"] == "queued" and runs[later]["position"] == 1
+    store.close()
