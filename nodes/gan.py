@@ -75,6 +75,13 @@ def read_gan(path: Path) -> GANModel:
                              "generator.safetensors", input="name")
     if not isinstance(cfg, dict):
         raise UserInputError(f"config of {path} must be a JSON object", input="name")
+    if path.is_dir() and not cfg.get("class_names") and (path / "loom.json").is_file():
+        try:  # an embedded model may name its classes in loom.json only
+            names = json.loads((path / "loom.json").read_text()).get("class_names")
+        except (OSError, ValueError, AttributeError):
+            names = None
+        if names:
+            cfg["class_names"] = names
     arch = cfg.get("arch")
     if arch not in ARCHS:
         raise UserInputError(f"config of {path}: unknown \"arch\" {arch!r}; known: "

@@ -45,6 +45,14 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     dc = DCGANGenerator(z_dim=8, image_size=16, base_channels=8, num_classes=3,
                         class_names=["circle", "square", "triangle"])
     _save(root / "models/gan/dc", dc)
+    emb = root / "models/embedded/tiny-gan"  # the layout of Loom's own shapes-gan: fp16, loom.json
+    emb.mkdir(parents=True)
+    cfg = dc.config()
+    cfg["class_names"] = None
+    (emb / "config.json").write_text(json.dumps(cfg))
+    (emb / "loom.json").write_text(json.dumps({"kind": "gan", "class_names": ["circle", "square", "triangle"]}))
+    save_file({k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in dc.state_dict().items()},
+              str(emb / "generator.safetensors"))
     bad = root / "models/gan/bad"
     bad.mkdir(parents=True)
     (bad / "config.json").write_text(json.dumps({"arch": "biggan"}))
@@ -122,6 +130,25 @@ def test_walk_endpoints_equal_the_seeds_images(ex: Executor, model: str, extra: 
     assert torch.allclose(walk[-1], b[0], atol=1e-5)
     mid = (walk[2] - a[0]).abs().mean()
     assert 0 < mid and (walk[1] - a[0]).abs().mean() < (walk[3] - a[0]).abs().mean() + 1e-3
+
+
+def test_embedded_fp16_generator_with_class_names_in_loom_json(ex: Executor) -> None:
+    emb = _run(ex, "embedded/tiny-gan", seed=4, batch=2, class_name="triangle")
+    full = _run(ex, "dc", seed=4, batch=2, class_name="triangle")
+    assert emb.shape == full.shape and (emb - full).abs().max() < 0.02, "fp16 weights load as float32"
+
+
+@pytest.mark.skipif(not (Path(__file__).resolve().parents[2] / "models/embedded/shapes-gan/config.json").is_file(),
+                    reason="the embedded shapes-gan is not trained yet")
+def test_loom_shapes_gan_generates_each_class(tmp_path: Path) -> None:
+    reg = Registry()
+    reg.add_module("nodes.gan")
+    reg.add(capture)
+    gan = nodes.gan.read_gan(Path(__file__).resolve().parents[2] / "models/embedded/shapes-gan")
+    local = Executor(reg, settings=Settings(home=tmp_path))
+    for name in gan.class_names[:3]:
+        img = _run(local, "embedded/shapes-gan", seed=0, batch=2, class_name=name)
+        assert img.shape == (2, 3, gan.image_size, gan.image_size)
 
 
 def test_slerp_keeps_norm_between_endpoints() -> None:
