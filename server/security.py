@@ -42,6 +42,7 @@ def error_middleware() -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Turn exceptions into JSON errors."""
         try:
             return await handler(request)
         except ApiError:
@@ -81,6 +82,7 @@ def guard_middleware(config: ServerConfig) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Refuse what the rules refuse, then call the handler."""
         host = request.host or ""
         if not config.token and not is_loopback(_hostname(host)):
             return json_error(403, f"Host {host!r} is not allowed: this server only answers "
