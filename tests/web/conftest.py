@@ -82,4 +82,6 @@ def canvas(loom_server: ServerThread, page: Any, console: ConsoleLog) -> Iterato
     page.goto(loom_server.url + "/")
     page.wait_for_selector("body[data-ready='1']")
     yield page
+    if os.environ.get("LOOM_WEB_SHOW_WARNINGS"):
+        print("console warnings:", console.warnings)
     assert not console.errors, "console errors:\n" + "\n".join(console.errors)

@@ -98,6 +98,8 @@ function installMenus(canvas) {
       items.push({ content: "Align", has_submenu: true, callback: LGraphCanvas.onGroupAlign });
     }
     items.push(null, { content: "Search nodes… (double-click)", callback: (_v, _o, e) => canvas.showSearchBox(e) });
+    items.push({ content: "Reload nodes, models and uploads", callback: () => window.loom?.refreshNodeDefs() });
+    items.push({ content: "Fit view (.)", callback: () => window.loom?.fitView() });
     return items;
   };
   const nodeMenu = canvas.getNodeMenuOptions.bind(canvas);

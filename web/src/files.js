@@ -10,8 +10,8 @@ const $ = (sel) => document.querySelector(sel);
 const DEFAULT_NAME = "text_to_image";
 
 function safeName(text) {
-  return (String(text || "workflow").trim().replace(/[^\w\-. ]+/g, "_").replace(/\s+/g, "_") || "workflow")
-    .slice(0, 80);
+  const name = String(text || "").trim().replace(/[^\w\-.]+/g, "_").replace(/^[_.]+|[_.]+$/g, "");
+  return (name || "workflow").slice(0, 80);
 }
 
 /** Reads a dropped or chosen file as a workflow (JSON or a Loom PNG). */

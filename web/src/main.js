@@ -220,7 +220,8 @@ function installShortcuts() {
       for (const n of Object.values(app.canvas.selected_nodes)) n.collapse();
       app.canvas.setDirty(true, true);
       app.history.record();
-    } else if (!mod && !e.altKey && (e.key === "Tab" || (e.key === " " && e.shiftKey))) {
+    } else if (!mod && !e.altKey && document.activeElement === app.canvas.canvas
+      && (e.key === "Tab" || (e.key === " " && e.shiftKey))) {
       e.preventDefault();
       openPalette(null);
     } else if (!mod && e.key === ".") {
@@ -276,6 +277,31 @@ async function loadSchemas() {
   applyTypeColours(LGraphCanvas, app.canvas, allTypes());
   return items;
 }
+
+/** Re-reads /api/nodes: new plugins, and fresh model and upload lists in every combo. */
+async function refreshNodeDefs() {
+  try {
+    await loadSchemas();
+  } catch (err) {
+    toast(`Could not reload the node list: ${err.message}`, "error");
+    return;
+  }
+  for (const node of app.graph.nodes) {
+    const schema = schemas.get(node.type);
+    if (!schema || !node.loom || node.loom.unknown) continue;
+    node.loom.schema = schema;
+    for (const w of node.widgets ?? []) {
+      const inp = schema.inputs.find((i) => i.name === w.loomInput);
+      if (w.type !== "combo" || !inp?.choices) continue;
+      const values = [...inp.choices];
+      if (w.value !== "" && w.value != null && !values.includes(w.value)) values.push(w.value);
+      w.options.values = values;
+    }
+  }
+  app.canvas.setDirty(true, true);
+  toast(`Node list reloaded: ${schemas.size} node types`, "ok");
+}
+app.refreshNodeDefs = refreshNodeDefs;
 
 function setConnected(ok) {
   $("#conn").classList.toggle("ok", ok);

@@ -103,6 +103,13 @@ export class Runs {
     status.className = "status";
     status.textContent = r.status === "queued" && r.position != null ? `queued #${r.position + 1}` : r.status ?? "";
     right.append(status);
+    if (FINAL.has(r.status) && r.status !== "cancelled") {
+      const open = document.createElement("button");
+      open.textContent = "Open";
+      open.title = "Open the workflow of this run on the canvas";
+      open.addEventListener("click", () => this.openRun(r.id));
+      right.append(" ", open);
+    }
     if (r.status === "queued" || r.status === "running") {
       const b = document.createElement("button");
       b.textContent = r.status === "queued" ? "Cancel" : "Stop";
@@ -134,6 +141,22 @@ export class Runs {
     box.querySelector(".fill").style.width = `${Math.min(100, frac * 100).toFixed(1)}%`;
     const step = this.step ? ` · step ${this.step.value}/${this.step.total}` : "";
     box.querySelector(".label").textContent = `${this.done}/${this.total} nodes${step}`;
+  }
+
+  /** Loads the workflow a past run used (and shows its images on the output nodes). */
+  async openRun(id) {
+    try {
+      const run = await api(`/api/runs/${encodeURIComponent(id)}`);
+      if (!run?.workflow) throw new Error("the server kept no workflow for this run");
+      this.app.load(run.workflow);
+      for (const [nid, ui] of Object.entries(run.result?.ui ?? {})) {
+        const node = this.node(nid);
+        if (node?.loom) this.applyUi(node, ui, id, false);
+      }
+      this.app.canvas.setDirty(true, true);
+    } catch (err) {
+      toast(`Cannot open run ${String(id).slice(0, 8)}: ${err.message}`, "error");
+    }
   }
 
   async cancel(id) {
@@ -247,12 +270,12 @@ export class Runs {
     this.applyUi(node, ev.ui ?? {}, ev.run);
   }
 
-  applyUi(node, ui, run) {
+  applyUi(node, ui, run, gallery = true) {
     const images = Array.isArray(ui.images) ? ui.images : [];
     if (images.length) {
       node.loom.images = images.map((im) => loadImage(fileUrl(im.kind ?? "output", im.path), node));
       makeRoomForImages(node);
-      addToGallery(images.map((im) => ({
+      if (gallery) addToGallery(images.map((im) => ({
         url: fileUrl(im.kind ?? "output", im.path),
         kind: im.kind ?? "output",
         caption: `${node.title} · ${im.path}`,
