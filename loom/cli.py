@@ -28,6 +28,8 @@ def common_parser() -> argparse.ArgumentParser:
     g.add_argument("--output-dir", type=Path, default=None, help="where saved images go")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     g.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
+    g.add_argument("--vram-budget-gb", type=float, default=None,
+                   help="GPU memory loaded models may use before the least recently used go to CPU RAM")
     g.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
 
@@ -36,7 +38,8 @@ def settings_from_args(ns: argparse.Namespace) -> Settings:
     """Settings from the common flags."""
     return Settings(home=ns.home or Path.cwd(), models_dirs=list(ns.models_dir),
                     custom_nodes_dirs=list(ns.custom_nodes), output_dir=ns.output_dir,
-                    device=ns.device, precision=ns.precision)
+                    device=ns.device, precision=ns.precision,
+                    vram_budget_gb=ns.vram_budget_gb)
 
 
 def parse_set(items: Sequence[str]) -> list[tuple[str, str, Any]]:

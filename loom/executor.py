@@ -270,7 +270,7 @@ class Executor:
                 if attempt or self._models is None:
                     raise
                 log.warning("out of memory in %s: freeing models and retrying once", spec.id)
-                self._models.unload_all()
+                self._models.offload_all()
         raise AssertionError("unreachable")
 
 

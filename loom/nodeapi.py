@@ -163,6 +163,10 @@ def _check_widget_value(node_id: str, spec: InputSpec, value: Any) -> str | None
             shown = ", ".join(map(repr, (spec.choices or ())[:12]))
             return f"{value!r} is not one of the choices ({shown})"
         return None
+    if w == "int" and spec.step and spec.step > 1 and int(spec.step) == spec.step:
+        base = spec.ge if spec.ge is not None and spec.ge > 0 else 0
+        if (value - base) % int(spec.step) and not (value == 0 and spec.ge is not None and spec.ge <= 0):
+            return f"{value!r} is not a multiple of {int(spec.step)}"
     if w in ("int", "float", "seed"):
         if spec.ge is not None and value < spec.ge:
             return f"{value!r} is below the minimum {spec.ge:g}"

@@ -45,7 +45,7 @@ class Problem:
 def _widget_code(message: str) -> str:
     if "not one of the choices" in message:
         return "not_in_choices"
-    if "minimum" in message or "maximum" in message:
+    if "minimum" in message or "maximum" in message or "multiple of" in message:
         return "out_of_range"
     return "bad_value"
 

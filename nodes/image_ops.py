@@ -34,8 +34,8 @@ def resize(image: torch.Tensor, height: int, width: int, method: str = "bilinear
 
 @node(category="image/transform")
 def resize_image(image: Image,
-                 width: int = Input(512, ge=0, le=8192, step=8, help="0 = keep aspect from height"),
-                 height: int = Input(512, ge=0, le=8192, step=8, help="0 = keep aspect from width"),
+                 width: int = Input(512, ge=0, le=8192, help="0 = keep aspect from height"),
+                 height: int = Input(512, ge=0, le=8192, help="0 = keep aspect from width"),
                  method: ResizeMethod = "bilinear") -> Image:
     """Resize images to a width and height (0 keeps the aspect ratio)."""
     image = _checked(image, "image")

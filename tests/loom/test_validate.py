@@ -155,3 +155,19 @@ def test_validate_never_raises_and_accepted_graphs_run(registry, settings, graph
             ex.run(graph)
         except NodeError as err:  # only an arithmetic node error is acceptable (e.g. a huge float)
             assert err.node_type in ("t_scale", "t_sink", "t_add", "t_divmod"), err
+
+
+def test_int_step_is_enforced(registry):
+    from loom import Input, Registry, node
+
+    @node(output=True)
+    def v_stepped(width: int = Input(512, ge=8, le=4096, step=8), tile: int = Input(0, ge=0, le=1024, step=64)) -> None:
+        """x"""
+
+    reg = Registry()
+    reg.add(v_stepped)
+    ok = validate(wf(n={"type": "v_stepped", "inputs": {"width": 520, "tile": 0}}), reg)
+    assert ok == []
+    bad = validate(wf(n={"type": "v_stepped", "inputs": {"width": 500, "tile": 100}}), reg)
+    assert {(p.input, p.code) for p in bad} == {("width", "out_of_range"), ("tile", "out_of_range")}
+    assert "not a multiple of 8" in str(bad[0])
