@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -14,10 +16,10 @@ from _train_common import (EMBEDDED, Budget, Checkpointer, base_parser, folder_m
 from nodes._lib.minilm import HIDDEN, MiniLM
 
 UNET_CONFIG = dict(
-    sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(64, 128),
+    sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(48, 96),
     down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-    cross_attention_dim=HIDDEN, attention_head_dim=8, norm_num_groups=32,
+    cross_attention_dim=HIDDEN, attention_head_dim=8, norm_num_groups=16,
 )
 SCHEDULER_CONFIG = dict(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
                         beta_end=0.012, prediction_type="epsilon", clip_sample=False)
@@ -38,16 +40,24 @@ def encode_pool(vae: AutoencoderKL, images: torch.Tensor, chunk: int = 250) -> t
 @torch.no_grad()
 def encode_captions(captions: list[str]) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
     """MiniLM states of each unique caption (fp16), the empty-caption states, and caption -> row."""
-    enc = MiniLM.from_package()
     uniq = sorted(set(captions))
+    key = hashlib.sha1("\n".join(uniq).encode()).hexdigest()[:12]
+    cache = Path(f"/tmp/loom_train/captions_{key}.pt")
+    if cache.exists():
+        d = torch.load(cache)
+        return d["table"], d["empty"], {c: i for i, c in enumerate(uniq)}
+    enc = MiniLM.from_package()
     rows = [enc.encode(uniq[i:i + 256]).half() for i in tqdm(range(0, len(uniq), 256), desc="encode captions")]
-    return torch.cat(rows), enc.encode([""])[0], {c: i for i, c in enumerate(uniq)}
+    table, empty = torch.cat(rows), enc.encode([""])[0]
+    torch.save({"table": table, "empty": empty}, cache)
+    return table, empty, {c: i for i, c in enumerate(uniq)}
 
 
 def main() -> None:
     """Train, write models/embedded/shapes-ldm/{unet,scheduler} and loom.json."""
     p = base_parser("shapes-unet", steps=100000, minutes=26.0, batch=64, lr=5e-4)
     p.add_argument("--uncond", type=float, default=0.1, help="fraction of empty captions")
+    p.add_argument("--channels", type=int, nargs="+", default=list(UNET_CONFIG["block_out_channels"]))
     p.add_argument("--sample-posterior", action="store_true", help="add the VAE posterior noise to latents")
     args = p.parse_args()
     setup(args)
@@ -59,7 +69,7 @@ def main() -> None:
     table, empty, row_of = encode_captions(captions)
     cap_idx = torch.tensor([row_of[c] for c in captions])
 
-    unet = UNet2DConditionModel(**UNET_CONFIG)
+    unet = UNet2DConditionModel(**dict(UNET_CONFIG, block_out_channels=tuple(args.channels)))
     sched = DDPMScheduler(**SCHEDULER_CONFIG)
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, weight_decay=1e-2)
     ck = Checkpointer(args.work_dir, args.fresh)
