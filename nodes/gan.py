@@ -8,7 +8,6 @@ metadata has a ``config`` entry (the same JSON) is accepted too.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Literal
 

@@ -10,8 +10,8 @@ import skimage.metrics
 import torch
 import torch.nn.functional as F
 
-import nodes.features
-import nodes.metrics
+import nodes.features  # noqa: F401 - registers the nodes
+import nodes.metrics  # noqa: F401 - registers the nodes
 from loom import Executor, NodeError, Registry, Settings, node
 from loom.types import Image
 from nodes._lib import image_metrics as im

@@ -7,7 +7,7 @@ from typing import Any, Literal, NamedTuple
 import pytest
 import torch
 
-import nodes.features
+import nodes.features  # noqa: F401 - registers the nodes
 import nodes.style
 from loom import BaseObserver, Executor, Interrupted, NodeError, RecordingObserver, Registry, Settings, node
 from loom.types import Image
