@@ -7,7 +7,7 @@ from typing import Any
 
 from PIL import Image as PILImage
 
-from web_helpers import WIDGET_XY_JS, exported, open_workflow, tiny_workflow
+from web_helpers import NEW_FINAL_RUN_JS, RUN_IDS_JS, WIDGET_XY_JS, exported, open_workflow, queue_and_wait, tiny_workflow
 
 IMAGES_READY = """(id) => {
   const st = window.loom.nodeById(id).loom;
@@ -49,9 +49,10 @@ def _finished_runs(page: Any) -> int:
 
 
 def test_queue_runs_and_shows_the_output_on_its_node(canvas: Any, tmp_path: Path) -> None:
-    open_workflow(canvas, tiny_workflow(), tmp_path)
+    open_workflow(canvas, tiny_workflow(solid__height=40), tmp_path)
+    before = canvas.evaluate(RUN_IDS_JS)
     canvas.keyboard.press("Control+Enter")
-    canvas.wait_for_selector("#run-list li.finished")
+    canvas.wait_for_function(NEW_FINAL_RUN_JS, arg=before)
     canvas.wait_for_function(IMAGES_READY, arg="save")
     canvas.wait_for_timeout(100)
     r, g, b, _ = canvas.evaluate(PIXEL_AT_IMAGE, "save")
@@ -60,8 +61,8 @@ def test_queue_runs_and_shows_the_output_on_its_node(canvas: Any, tmp_path: Path
     assert statuses == ["done", "done", "done"]
     assert canvas.locator("#gallery figure img").count() >= 1
 
-    canvas.click("#btn-queue")  # nothing changed: every node comes from the cache
-    canvas.wait_for_function("document.querySelectorAll('#run-list li.finished').length === 2")
+    _, status = queue_and_wait(canvas)  # nothing changed: the output comes from the cache
+    assert status == "finished"
     statuses = canvas.evaluate("['solid','invert','save'].map((id) => window.loom.nodeById(id).loom.status)")
     assert statuses == [None, None, "cached"]  # the cached output needs nothing upstream
 
@@ -103,7 +104,7 @@ def test_validation_problems_are_shown_on_their_nodes(canvas: Any, console: Any,
     assert errors == [True, False, False, True]
     items = canvas.eval_on_selector_all("#problem-list li", "els => els.map(e => [e.dataset.node, e.dataset.input])")
     assert sorted(items) == [["other", "image"], ["solid", "width"]]
-    assert "minimum" in canvas.text_content("#problem-list li[data-node='solid']")
+    assert "out_of_range" in canvas.text_content("#problem-list li[data-node='solid']")
     assert canvas.locator("#run-list li[data-run]").count() == runs_before  # nothing was queued
 
     # fixing the value clears its problem; the other one stays
@@ -122,19 +123,20 @@ def test_a_failing_node_is_outlined_with_its_message(canvas: Any, tmp_path: Path
                            "ui": {"pos": [360, 300], "size": [220, 80]}}
     wf["nodes"]["save"]["inputs"]["image"] = {"node": "fail", "output": "image"}
     open_workflow(canvas, wf, tmp_path)
-    canvas.click("#btn-queue")
-    canvas.wait_for_selector("#run-list li.failed")
+    run_id, status = queue_and_wait(canvas)
+    assert status == "failed"
     state = canvas.evaluate("(() => { const n = window.loom.nodeById('fail'); "
                             "return [n.has_errors, n.loom.status, n.loom.error && n.loom.error.message]; })()")
     assert state[0] is True and state[1] == "failed" and "failing on purpose" in state[2]
     assert canvas.evaluate("window.loom.nodeById('invert').loom.status") in ("done", "cached")
-    assert "failing on purpose" in canvas.text_content("#run-list li.failed")
+    assert "failing on purpose" in canvas.text_content(f"#run-list li[data-run='{run_id}']")
     assert canvas.locator(".toast.error").count() >= 1
 
 
 def test_progress_preview_interrupt_and_cancel(canvas: Any, tmp_path: Path) -> None:
     open_workflow(canvas, _slow_workflow(), tmp_path)
     canvas.fill("#batch", "2")
+    before = canvas.evaluate(RUN_IDS_JS)
     canvas.click("#btn-queue")
     canvas.wait_for_function("(() => { const st = window.loom.nodeById('slow'); "
                              "return st.loom.status === 'running' && st.progress > 0.01 "
@@ -145,7 +147,8 @@ def test_progress_preview_interrupt_and_cancel(canvas: Any, tmp_path: Path) -> N
     canvas.click("#run-list li.queued button")  # cancel the second run before it starts
     canvas.wait_for_selector("#run-list li.cancelled")
     canvas.click("#btn-interrupt")
-    canvas.wait_for_selector("#run-list li.interrupted")
+    canvas.wait_for_function(NEW_FINAL_RUN_JS, arg=before)
+    assert canvas.locator("#run-list li.interrupted").count() >= 1
     state = canvas.evaluate("(() => { const n = window.loom.nodeById('slow'); return [n.loom.status, n.progress ?? null]; })()")
     assert state == [None, None]
     assert canvas.locator("#run-list li.running").count() == 0
@@ -163,9 +166,8 @@ def test_seed_changes_after_queue_unless_fixed(canvas: Any, tmp_path: Path, loom
     wf["nodes"]["save3"] = {"type": "t_save", "inputs": {"image": {"node": "fixed", "output": "image"}},
                             "ui": {"pos": [360, 520], "size": [200, 200]}}
     open_workflow(canvas, wf, tmp_path)
-    canvas.click("#btn-queue")
-    canvas.wait_for_selector("#run-list li.finished")
-    run_id = canvas.get_attribute("#run-list li.finished", "data-run")
+    run_id, status = queue_and_wait(canvas)
+    assert status == "finished"
     queued = loom_server.get_json(f"/api/runs/{run_id}")["workflow"]["nodes"]
     assert queued["noise"]["inputs"]["seed"] == 5 and queued["fixed"]["inputs"]["seed"] == 7
     now = exported(canvas)["nodes"]

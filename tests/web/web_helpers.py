@@ -189,3 +189,21 @@ def add_from_palette(page: Any, x: float, y: float, query: str) -> str:
     after = page.evaluate("window.loom.graph.nodes.map((n) => String(n.id))")
     (new,) = [n for n in after if n not in before]
     return new
+
+
+RUN_IDS_JS = "[...document.querySelectorAll('#run-list li[data-run]')].map((li) => li.dataset.run)"
+NEW_FINAL_RUN_JS = """(before) => {
+  const done = [...document.querySelectorAll('#run-list li[data-run]')]
+    .filter((li) => !before.includes(li.dataset.run)
+      && ['finished', 'failed', 'interrupted'].some((c) => li.classList.contains(c)));
+  return done.length ? [done[0].dataset.run, done[0].className] : null;
+}"""
+
+
+def queue_and_wait(page: Any, button: str = "#btn-queue") -> tuple[str, str]:
+    """Press Queue and wait until the new run ends; returns (run id, final status)."""
+    before = page.evaluate(RUN_IDS_JS)
+    page.click(button)
+    handle = page.wait_for_function(NEW_FINAL_RUN_JS, arg=before)
+    run_id, status = handle.json_value()
+    return run_id, status
