@@ -95,17 +95,19 @@ def main() -> None:
     p.add_argument("--cfg", type=float, default=4.5)
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ldm", type=Path, default=EMB / "shapes-ldm")
+    p.add_argument("--gan", type=Path, default=EMB / "shapes-gan")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     result: dict[str, object] = {}
     if args.what in ("ldm", "all"):
         real, caps, specs = shapes.make_batch(args.n, 555_000 + args.seed)  # held-out captions
-        x = sample_ldm(EMB / "shapes-ldm", caps, args.steps, args.cfg, args.seed)
+        x = sample_ldm(args.ldm, caps, args.steps, args.cfg, args.seed)
         save_grid(x, Path("/tmp/eval_ldm.png"))
         result["ldm"] = {"n": args.n, "ddim_steps": args.steps, "cfg": args.cfg, **score(x, specs)}
         result["real_images"] = score(real, specs)
     if args.what in ("gan", "all"):
-        result["gan_shape_accuracy"] = eval_gan(EMB / "shapes-gan", args.n, args.seed)
+        result["gan_shape_accuracy"] = eval_gan(args.gan, args.n, args.seed)
     print(json.dumps(result, indent=2))
 
 
