@@ -58,15 +58,18 @@ def main() -> None:
     p = base_parser("shapes-unet", steps=100000, minutes=26.0, batch=64, lr=5e-4)
     p.add_argument("--uncond", type=float, default=0.1, help="fraction of empty captions")
     p.add_argument("--channels", type=int, nargs="+", default=list(UNET_CONFIG["block_out_channels"]))
+    p.add_argument("--pool-use", type=int, default=12000, help="images of the pool to encode and train on")
     p.add_argument("--sample-posterior", action="store_true", help="add the VAE posterior noise to latents")
     args = p.parse_args()
     setup(args)
     ldm = args.out or EMBEDDED / "shapes-ldm"
     vae = AutoencoderKL.from_pretrained(ldm / "vae", torch_dtype=torch.float32).eval()
     images, captions, _ = render_pool(args.pool, args.seed)
+    table, empty, row_of = encode_captions(captions)  # all unique captions of the pool (cached)
+    n_use = min(args.pool_use or len(images), len(images))
+    images, captions = images[:n_use], captions[:n_use]
     lat_mean, lat_std = encode_pool(vae, images)
     print(f"pool latents: mean {lat_mean.mean():.3f} std {lat_mean.std():.3f}", flush=True)
-    table, empty, row_of = encode_captions(captions)
     cap_idx = torch.tensor([row_of[c] for c in captions])
 
     unet = UNet2DConditionModel(**dict(UNET_CONFIG, block_out_channels=tuple(args.channels)))
