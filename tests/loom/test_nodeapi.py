@@ -180,3 +180,9 @@ def test_seed_is_a_seed_widget():
 
     i = seeded.__loom_node__.inputs[0]
     assert i.widget == "seed" and i.ge == 0 and i.le == SEED_MAX
+
+
+def test_single_output_is_named_after_its_type_in_snake_case():
+    from loom.nodeapi import _snake
+    assert [_snake(n) for n in ("VAE", "FeatureExtractor", "Image", "HTTPServer")] == \
+        ["vae", "feature_extractor", "image", "http_server"]
