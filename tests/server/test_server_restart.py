@@ -68,13 +68,13 @@ def test_sigkill_while_running_loses_nothing(tmp_path):
     port = _free_port()
     proc = _start(tmp_path, port)
     try:
-        status, body = _call(port, "POST", "/api/runs", counter(steps=150, delay=0.02))
+        status, body = _call(port, "POST", "/api/runs", counter(steps=250, delay=0.02))
         assert status == 201, body
         running = body["id"]
         _wait(port, running, ("running",))
         queued = [_call(port, "POST", "/api/runs", add_show(i, 10))[1]["id"] for i in range(3)]
         front = _call(port, "POST", "/api/runs", {**add_show(7, 7), "front": True})[1]["id"]
-        time.sleep(0.3)  # well inside the 3 s run
+        time.sleep(0.3)  # well inside the 5 s run
         assert _call(port, "GET", f"/api/runs/{running}")[1]["status"] == "running"
     finally:
         os.kill(proc.pid, signal.SIGKILL)
@@ -85,7 +85,7 @@ def test_sigkill_while_running_loses_nothing(tmp_path):
         status, listing = _call(port, "GET", "/api/runs?limit=10")
         assert status == 200 and len(listing["runs"]) == 5
         first = _wait(port, running, ("finished",))
-        assert first["attempts"] == 2 and first["result"]["ui"]["show"]["values"] == {"value": 150}
+        assert first["attempts"] == 2 and first["result"]["ui"]["show"]["values"] == {"value": 250}
         done = [_wait(port, r, ("finished",)) for r in [front, *queued]]
         assert [d["result"]["ui"]["show"]["values"]["value"] for d in done] == [14, 10, 11, 12]
         started = [first["started"]] + [d["started"] for d in done]

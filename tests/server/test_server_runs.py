@@ -110,11 +110,12 @@ async def test_bad_requests_get_4xx_with_a_message(client):
 
 async def test_cancel_a_queued_run(client):
     ws = await client.ws_connect("/api/events")
-    slow = await queue(client, counter(steps=200, delay=0.01))
+    slow = await queue(client, counter(steps=100000, delay=0.001))
+    await wait_status(client, slow, ("running",))
     waiting = await queue(client, add_show(9, 9))
     resp = await client.delete(f"/api/runs/{waiting}")
     assert resp.status == 200 and (await resp.json())["status"] == "cancelled"
-    await client.post("/api/interrupt")
+    assert (await (await client.post("/api/interrupt")).json()) == {"interrupted": slow}
     events = await events_until_end(ws, waiting)
     assert [e["type"] for e in events] == ["run.queued", "run.cancelled"]
     assert (await wait_status(client, slow, ("interrupted",)))["status"] == "interrupted"
@@ -149,7 +150,7 @@ async def test_post_interrupt_stops_whatever_runs(client):
 
 async def test_front_runs_first(client):
     ws = await client.ws_connect("/api/events")
-    blocker = await queue(client, counter(steps=30, delay=0.01))
+    blocker = await queue(client, counter(steps=100000, delay=0.001))
     await wait_status(client, blocker, ("running",))
     r1 = await queue(client, add_show(1, 0))
     r2 = await queue(client, add_show(2, 0))
@@ -159,6 +160,7 @@ async def test_front_runs_first(client):
     r3 = body["id"]
     listing = await (await client.get("/api/runs?status=queued")).json()
     assert {r["id"]: r["position"] for r in listing["runs"]} == {r3: 0, r1: 1, r2: 2}
+    await client.delete(f"/api/runs/{blocker}")
     started = []
     while len(started) < 4:
         ev = await next_event(ws)
