@@ -239,7 +239,7 @@ def vex(tmp_path_factory: pytest.TempPathFactory) -> Executor:
     return Executor(reg, settings=Settings(home=tmp_path_factory.mktemp("vhome")))
 
 
-def _sample(ex: Executor, with_image: bool = False, **inputs: Any) -> tuple[torch.Tensor, Any]:
+def _sample(ex: Executor, with_image: bool = False, image_size: int = 16, **inputs: Any) -> tuple[torch.Tensor, Any]:
     link = lambda n, o: {"node": n, "output": o}  # noqa: E731
     wf: dict[str, Any] = {"nodes": {
         "v": {"type": "test_gan_tiny_vae", "inputs": {}},
@@ -247,7 +247,7 @@ def _sample(ex: Executor, with_image: bool = False, **inputs: Any) -> tuple[torc
         "out": {"type": "test_gan_capture_sample",
                 "inputs": {"image": link("s", "image"), "latent": link("s", "latent")}}}}
     if with_image:
-        wf["nodes"]["img"] = {"type": "test_gan_checker", "inputs": {}}
+        wf["nodes"]["img"] = {"type": "test_gan_checker", "inputs": {"size": image_size}}
         wf["nodes"]["s"]["inputs"]["image"] = link("img", "image")
     out = ex.run(wf).outputs["out"]
     return out["image"], out["latent"]
@@ -280,7 +280,10 @@ def test_vae_sample_around_an_image(vex: Executor) -> None:
 
 
 def test_vae_sample_errors(vex: Executor) -> None:
-    with pytest.raises(NodeError, match="not a multiple of this VAE's downscale factor 2"):
+    from loom import ValidationError
+    with pytest.raises(ValidationError, match="width: 17 is not a multiple of 8"):
         _sample(vex, width=17)
+    with pytest.raises(NodeError, match="image is 1x1, smaller than the VAE's 2x2 latent cell"):
+        _sample(vex, with_image=True, image_size=1)
     with pytest.raises(Exception, match="expected a VAE"):
         nodes.vae_sampling._vae(object())
