@@ -15,7 +15,7 @@ _EXPORTS = {
     "file_fingerprint": "models", "list_models": "models", "resolve_model": "models",
     "Input": "nodeapi", "NodeSpec": "nodeapi", "node": "nodeapi",
     "BaseObserver": "observer", "Observer": "observer", "RecordingObserver": "observer",
-    "Registry": "registry", "Settings": "settings", "Problem": "validate", "validate": "validate",
+    "Registry": "registry", "Settings": "settings", "Problem": "validation", "validate": "validation",
     "Workflow": "workflow", "png_info": "workflow",
     "DeclarationError": "errors", "Interrupted": "errors", "LoomError": "errors",
     "NodeError": "errors", "RegistryError": "errors", "UserInputError": "errors",
@@ -48,5 +48,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .observer import BaseObserver, Observer, RecordingObserver
     from .registry import Registry
     from .settings import Settings
-    from .validate import Problem, validate
+    from .validation import Problem, validate
     from .workflow import Workflow, png_info

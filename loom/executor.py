@@ -22,7 +22,7 @@ from .nodeapi import InputSpec, NodeSpec, check_widget_value
 from .observer import BaseObserver, Observer
 from .registry import Registry
 from .settings import Settings
-from .validate import check, resolve_input_image
+from .validation import check, resolve_input_image
 from .workflow import Workflow, is_link
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
 from loom import Executor, NodeError, Settings, validate
-from loom.validate import CODES
+from loom.validation import CODES
 from tinynodes import link
 
 
