@@ -1,0 +1,137 @@
+"""Quality of Loom's embedded models, measured through Loom's own executor and nodes.
+
+* Prompt adherence: images from held-out captions with the default workflow's settings
+  (workflows/text_to_image.json), judged by models/embedded/shapes-judge (colour, shape,
+  position, size of the main object).
+* FID on EfficientNet-Lite0 pooled features (the `fid` node): diffusion model vs data, GAN vs
+  data, and two disjoint data samples as the floor.
+* Seconds per image for the default workflow on this machine.
+
+    python bench/quality.py [--adherence 200] [--fid 500] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+import torch
+
+from loom import Executor, Registry, Settings, Workflow, node
+from loom.settings import REPO_MODELS, REPO_WORKFLOWS
+from loom.types import Image
+from nodes._lib import shapes
+from nodes._lib.judge import ShapesJudge
+
+_TENSORS: dict[str, torch.Tensor] = {}
+HELD_OUT_SEED = 987_654  # training draws from other seeds; these captions are fresh
+KEYS = ("colour", "shape", "position", "size")
+
+
+@node(id="bench_tensor", category="bench", cache=False)
+def bench_tensor(key: str) -> Image:
+    """Images handed in by the benchmark script."""
+    return _TENSORS[key]
+
+
+@node(id="bench_collect", category="bench", output=True)
+def bench_collect(images: Image) -> Image:
+    """Hand images back to the benchmark script."""
+    return images
+
+
+def default_workflow() -> Workflow:
+    wf = Workflow.load(REPO_WORKFLOWS / "text_to_image.json")
+    del wf.nodes["save"]
+    wf.nodes["collect"] = {"type": "bench_collect", "inputs": {"images": {"node": "decode", "output": "image"}}}
+    return wf
+
+
+def generate(ex: Executor, captions: list[str], seed0: int) -> tuple[torch.Tensor, float]:
+    """One image per caption (batch 1, seed0 + i), and seconds per image."""
+    wf = default_workflow()
+    wf.nodes["latent"]["inputs"]["batch"] = 1
+    out = []
+    t0 = time.perf_counter()
+    for i, cap in enumerate(captions):
+        wf.nodes["prompt"]["inputs"]["text"] = cap
+        wf.nodes["sample"]["inputs"]["seed"] = seed0 + i
+        out.append(ex.run(wf).outputs["collect"]["image"])
+        if (i + 1) % 50 == 0:
+            print(f"  generated {i + 1}/{len(captions)}", file=sys.stderr)
+    return torch.cat(out), (time.perf_counter() - t0) / len(captions)
+
+
+def gan_images(ex: Executor, n: int, seed: int) -> torch.Tensor:
+    wf = {"nodes": {
+        "gan": {"type": "load_gan", "inputs": {"name": "embedded/shapes-gan"}},
+        "gen": {"type": "gan_generate", "inputs": {"generator": {"node": "gan", "output": "generator"},
+                                                  "seed": seed, "batch": n}},
+        "collect": {"type": "bench_collect", "inputs": {"images": {"node": "gen", "output": "image"}}}}}
+    return ex.run(wf).outputs["collect"]["image"]
+
+
+def fid(ex: Executor, a: torch.Tensor, b: torch.Tensor) -> float:
+    _TENSORS["a"], _TENSORS["b"] = a, b
+    wf = {"nodes": {
+        "a": {"type": "bench_tensor", "inputs": {"key": "a"}},
+        "b": {"type": "bench_tensor", "inputs": {"key": "b"}},
+        "net": {"type": "load_feature_extractor", "inputs": {"network": "efficientnet-lite0"}},
+        "fid": {"type": "fid", "inputs": {"a": {"node": "a", "output": "image"}, "b": {"node": "b", "output": "image"},
+                                          "extractor": {"node": "net", "output": "feature_extractor"}}}}}
+    return float(ex.run(wf).outputs["fid"]["fid"])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--adherence", type=int, default=200, help="held-out captions to judge")
+    ap.add_argument("--fid", type=int, default=500, help="images per side for FID")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    settings = Settings(home=tempfile.mkdtemp(prefix="loom-quality-"))
+    reg = Registry.default(settings)
+    reg.add(bench_tensor, bench_collect)
+    ex = Executor(reg, settings=settings)
+    judge = ShapesJudge.load(REPO_MODELS / "embedded" / "shapes-judge")
+
+    _, captions, specs = shapes.make_batch(args.adherence, HELD_OUT_SEED)
+    imgs, sec_per_image = generate(ex, captions, seed0=10_000)
+    pred, truth = judge.predict(imgs), shapes.labels_tensor(specs)
+    acc = {k: float((pred[k] == truth[k]).float().mean()) for k in KEYS}
+
+    wf = default_workflow()
+    ex.run(wf)  # warm: model loaded, encoders cached
+    wf.nodes["sample"]["inputs"]["seed"] = 12345
+    t0 = time.perf_counter()
+    batch_imgs = ex.run(wf).outputs["collect"]["image"]
+    default_run = time.perf_counter() - t0
+
+    data_a, _, _ = shapes.make_batch(args.fid, HELD_OUT_SEED + 1)
+    data_b, caps_b, _ = shapes.make_batch(args.fid, HELD_OUT_SEED + 2)
+    gen, _ = generate(ex, caps_b, seed0=50_000)
+    gan = gan_images(ex, args.fid, seed=777)
+    fids = {"data vs data (floor)": fid(ex, data_a, data_b),
+            "diffusion (shapes-ldm) vs data": fid(ex, gen, data_a),
+            "GAN (shapes-gan) vs data": fid(ex, gan, data_a)}
+
+    print(f"\nPrompt adherence ({args.adherence} held-out captions, default workflow settings: "
+          f"DDIM 20 steps, cfg 4, judged by shapes-judge)")
+    print(f"{'attribute':<10} {'accuracy':>9} {'chance':>7}")
+    chance = {"colour": 1 / len(shapes.COLOURS), "shape": 1 / len(shapes.SHAPES),
+              "position": 1 / len(shapes.POSITIONS), "size": 1 / len(shapes.SIZES)}
+    for k in KEYS:
+        print(f"{k:<10} {acc[k]:>8.1%} {chance[k]:>7.0%}")
+    print(f"\nFID on EfficientNet-Lite0 pooled features, {args.fid} vs {args.fid} images")
+    for name, value in fids.items():
+        print(f"{name:<32} {value:>8.2f}")
+    print(f"\nSpeed ({torch.get_num_threads()} threads)")
+    print(f"{'one image (batch 1), 20 steps':<32} {sec_per_image:>7.3f} s")
+    print(f"{'default workflow (batch ' + str(batch_imgs.shape[0]) + ')':<32} {default_run:>7.3f} s "
+          f"({default_run / batch_imgs.shape[0]:.3f} s/image)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
