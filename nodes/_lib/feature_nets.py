@@ -14,6 +14,8 @@ the global-average-pooled last feature map (B, C) used by FID.
 """
 from __future__ import annotations
 
+import abc
+
 import logging
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +30,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class FeatureNet(nn.Module):
+class FeatureNet(nn.Module, abc.ABC):
     """Base class: named taps over a frozen CNN and the input normalization it expects."""
 
     label = "feature net"
@@ -51,9 +53,9 @@ class FeatureNet(nn.Module):
         """The names that are not layers of this net."""
         return [n for n in names if n not in self.layers]
 
+    @abc.abstractmethod
     def taps(self, x: torch.Tensor, wanted: set[str]) -> dict[str, torch.Tensor]:
         """Activations of the ``wanted`` layers for normalized input ``x``."""
-        raise NotImplementedError
 
     def extract(self, images: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
         """Activations of ``layers`` for images in [0, 1]; raises KeyError for unknown names."""
