@@ -4,8 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from web_helpers import (GRAPH_XY_JS, TITLE_XY_JS, WIDGET_XY_JS, add_from_palette, drag, exported,
-                         open_workflow, slot_xy, tiny_workflow)
+from web_helpers import (GRAPH_XY_JS, TITLE_XY_JS, add_from_palette, drag, exported, open_workflow,
+                         slot_xy, tiny_workflow, widget_xy)
 
 
 def _strip_ui(wf: dict[str, Any]) -> dict[str, Any]:
@@ -18,8 +18,17 @@ def test_default_workflow_is_open_and_round_trips(canvas: Any, loom_server: Any)
     name = "text_to_image" if "text_to_image" in names else next(
         w["name"] for w in listing if w["source"] == "example")
     original = loom_server.get_json(f"/api/workflows/{name}")
+    defaults = {s["id"]: {i["name"]: i.get("default") for i in s["inputs"]}
+                for s in loom_server.get_json("/api/nodes")}
     shown = exported(canvas)
-    assert _strip_ui(shown) == _strip_ui(original)
+    assert set(shown["nodes"]) == set(original["nodes"])
+    for nid, node in _strip_ui(original).items():
+        got = _strip_ui(shown)[nid]
+        assert got["type"] == node["type"]
+        # the canvas writes every widget value: the file's own, and defaults for the rest
+        extra = {k: v for k, v in got["inputs"].items() if k not in node["inputs"]}
+        assert {k: got["inputs"][k] for k in node["inputs"]} == node["inputs"]
+        assert all(defaults[node["type"]][k] == v for k, v in extra.items()), (nid, extra)
     for nid, node in original["nodes"].items():
         if "ui" in node and "pos" in node["ui"]:
             assert shown["nodes"][nid]["ui"]["pos"] == node["ui"]["pos"]
@@ -79,22 +88,22 @@ def test_widgets_edit_every_kind(canvas: Any, tmp_path: Path) -> None:
     open_workflow(canvas, wf, tmp_path)
 
     # number: click the middle, type a value in the prompt
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["solid", "width", 0.5]))
+    canvas.mouse.click(*widget_xy(canvas, "solid", "width", 0.5))
     canvas.fill(".graphdialog input", "128")
     canvas.keyboard.press("Enter")
     # number: the right arrow adds one step (8)
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["solid", "height", 0.97]))
+    canvas.mouse.click(*widget_xy(canvas, "solid", "height", 0.97))
     # combo: pick from the menu
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["solid", "color", 0.5]))
+    canvas.mouse.click(*widget_xy(canvas, "solid", "color", 0.5))
     canvas.click(".litecontextmenu .litemenu-entry:has-text('blue')")
     # toggle
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["text", "shout", 0.5]))
+    canvas.mouse.click(*widget_xy(canvas, "text", "shout", 0.5))
     # multiline text: a real textarea over the node
     area = canvas.locator("#dom-widgets textarea[data-input='text']")
     area.click()
     area.fill("a red circle\non a blue square")
     # seed control: "after run" combo
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["noise", "seed after run", 0.5]))
+    canvas.mouse.click(*widget_xy(canvas, "noise", "seed after run", 0.5))
     canvas.click(".litecontextmenu .litemenu-entry:has-text('fixed')")
 
     nodes = exported(canvas)["nodes"]
@@ -103,7 +112,7 @@ def test_widgets_edit_every_kind(canvas: Any, tmp_path: Path) -> None:
     assert nodes["noise"]["ui"]["seed_control"] == {"seed": "fixed"}
 
     # number limits from the schema hold: 5000 is clamped to the maximum 1024
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["solid", "width", 0.5]))
+    canvas.mouse.click(*widget_xy(canvas, "solid", "width", 0.5))
     canvas.fill(".graphdialog input", "5000")
     canvas.keyboard.press("Enter")
     assert exported(canvas)["nodes"]["solid"]["inputs"]["width"] == 1024

@@ -7,7 +7,8 @@ from typing import Any
 
 from PIL import Image as PILImage
 
-from web_helpers import NEW_FINAL_RUN_JS, RUN_IDS_JS, WIDGET_XY_JS, exported, open_workflow, queue_and_wait, tiny_workflow
+from web_helpers import (NEW_FINAL_RUN_JS, RUN_IDS_JS, exported, open_workflow, queue_and_wait,
+                         tiny_workflow, widget_xy)
 
 IMAGES_READY = """(id) => {
   const st = window.loom.nodeById(id).loom;
@@ -80,7 +81,7 @@ def test_open_a_workflow_from_a_png_by_file_and_by_drop(canvas: Any, tmp_path: P
     assert exported(canvas)["nodes"]["solid"]["inputs"]["color"] == "green"
 
     # a PNG the server wrote after a run, dropped onto the canvas, brings its workflow back
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["solid", "color", 0.5]))
+    canvas.mouse.click(*widget_xy(canvas, "solid", "color", 0.5))
     canvas.click(".litecontextmenu .litemenu-entry:has-text('blue')")
     canvas.click("#btn-queue")
     canvas.wait_for_function(IMAGES_READY, arg="save")
@@ -108,7 +109,7 @@ def test_validation_problems_are_shown_on_their_nodes(canvas: Any, console: Any,
     assert canvas.locator("#run-list li[data-run]").count() == runs_before  # nothing was queued
 
     # fixing the value clears its problem; the other one stays
-    canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["solid", "width", 0.5]))
+    canvas.mouse.click(*widget_xy(canvas, "solid", "width", 0.5))
     canvas.fill(".graphdialog input", "32")
     canvas.keyboard.press("Enter")
     canvas.wait_for_function("!window.loom.nodeById('solid').has_errors")
@@ -188,7 +189,7 @@ def test_image_input_uploads_and_shows_a_thumbnail(canvas: Any, tmp_path: Path) 
     PILImage.new("RGB", (20, 10), (255, 255, 255)).save(buf, format="PNG")
     picture.write_bytes(buf.getvalue())
     with canvas.expect_file_chooser() as fc:
-        canvas.mouse.click(*canvas.evaluate(WIDGET_XY_JS, ["load", "upload image…", 0.5]))
+        canvas.mouse.click(*widget_xy(canvas, "load", "upload image…", 0.5))
     fc.value.set_files(str(picture))
     canvas.wait_for_function("(() => { const n = window.loom.nodeById('load'); "
                              "return n.loom.thumbnail && n.loom.thumbnail.complete && n.loom.thumbnail.naturalWidth === 20; })()")

@@ -151,6 +151,18 @@ def open_workflow(page: Any, wf: dict[str, Any], folder: Path, name: str = "wf.j
     first = next(iter(wf["nodes"]), None)
     if first is not None:
         page.wait_for_function("(id) => !!window.loom.nodeById(id)", arg=first)
+    settle(page)
+
+
+def settle(page: Any) -> None:
+    """Wait for two drawn frames, so node layout (widget rows, slots) is up to date."""
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
+
+
+def widget_xy(page: Any, node: str, name: str, fx: float = 0.5) -> list[float]:
+    """Page coordinates of a point on a widget row (fx: 0 = left edge, 1 = right edge)."""
+    settle(page)
+    return page.evaluate(WIDGET_XY_JS, [node, name, fx])
 
 
 def drag(page: Any, start: list[float], end: list[float], steps: int = 12) -> None:
@@ -163,6 +175,7 @@ def drag(page: Any, start: list[float], end: list[float], steps: int = 12) -> No
 
 def slot_xy(page: Any, node: str, io: str, index: int) -> list[float]:
     """Page coordinates of a node's input ('in') or output ('out') slot."""
+    settle(page)
     return page.evaluate(SLOT_XY_JS, [node, io, index])
 
 
