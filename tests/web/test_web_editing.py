@@ -53,6 +53,7 @@ def test_palette_adds_nodes_and_wires_typed_sockets(canvas: Any) -> None:
     # a Mask output does not fit an Image input: refused while dragging, nothing changes
     drag(canvas, slot_xy(canvas, mask, "out", 0), slot_xy(canvas, invert, "in", 0))
     drag(canvas, slot_xy(canvas, mask, "out", 0), slot_xy(canvas, save, "in", 0))
+    canvas.wait_for_selector(".toast.warn:has-text('a Mask output cannot feed')")
     wf = exported(canvas)
     assert wf["nodes"][invert]["inputs"]["image"] == {"node": solid, "output": "image"}
     assert "image" not in wf["nodes"][save]["inputs"]
@@ -102,6 +103,10 @@ def test_widgets_edit_every_kind(canvas: Any, tmp_path: Path) -> None:
     area = canvas.locator("#dom-widgets textarea[data-input='text']")
     area.click()
     area.fill("a red circle\non a blue square")
+    # single-line text: the prompt dialog
+    canvas.mouse.click(*widget_xy(canvas, "save", "prefix", 0.5))
+    canvas.fill(".graphdialog input", "renamed/out")
+    canvas.keyboard.press("Enter")
     # seed control: "after run" combo
     canvas.mouse.click(*widget_xy(canvas, "noise", "seed after run", 0.5))
     canvas.click(".litecontextmenu .litemenu-entry:has-text('fixed')")
@@ -110,6 +115,7 @@ def test_widgets_edit_every_kind(canvas: Any, tmp_path: Path) -> None:
     assert nodes["solid"]["inputs"] == {"color": "blue", "width": 128, "height": 56}
     assert nodes["text"]["inputs"] == {"text": "a red circle\non a blue square", "repeat": 1, "shout": True}
     assert nodes["noise"]["ui"]["seed_control"] == {"seed": "fixed"}
+    assert nodes["save"]["inputs"]["prefix"] == "renamed/out"
 
     # number limits from the schema hold: 5000 is clamped to the maximum 1024
     canvas.mouse.click(*widget_xy(canvas, "solid", "width", 0.5))

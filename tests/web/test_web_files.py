@@ -7,6 +7,16 @@ from typing import Any
 
 from web_helpers import GRAPH_XY_JS, exported, open_workflow, tiny_workflow
 
+DROP_FILE_JS = """async ([url, name, type, x, y]) => {
+  const blob = await (await fetch(url)).blob();
+  const dt = new DataTransfer();
+  dt.items.add(new File([blob], name, { type }));
+  const el = document.querySelector('#graph-canvas');
+  for (const t of ['dragenter', 'dragover', 'drop']) {
+    el.dispatchEvent(new DragEvent(t, { bubbles: true, cancelable: true, dataTransfer: dt, clientX: x, clientY: y }));
+  }
+}"""
+
 DROP_TEXT_JS = """([text, name, x, y]) => {
   const dt = new DataTransfer();
   dt.items.add(new File([text], name, { type: 'application/json' }));
@@ -98,3 +108,21 @@ def test_open_a_past_run_from_the_history(canvas: Any, tmp_path: Path) -> None:
     canvas.click(f"#run-list li[data-run='{run_id}'] button:has-text('Open')")
     canvas.wait_for_function("!!window.loom.nodeById('save') && window.loom.nodeById('save').loom.images.length > 0")
     assert exported(canvas)["nodes"]["save"]["inputs"]["prefix"] == "history"
+
+
+def test_dropping_an_image_on_empty_canvas_adds_an_image_input_node(canvas: Any) -> None:
+    import base64
+    import io
+
+    from PIL import Image as PILImage
+    buf = io.BytesIO()
+    PILImage.new("RGB", (12, 9), (10, 200, 30)).save(buf, format="PNG")
+    url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    canvas.click("#btn-new")
+    canvas.evaluate(DROP_FILE_JS, [url, "dropped.png", "image/png", 300, 300])
+    canvas.wait_for_function("window.loom.graph.nodes.length === 1 && !!window.loom.graph.nodes[0].loom.thumbnail"
+                             " && window.loom.graph.nodes[0].loom.thumbnail.naturalWidth === 12")
+    (node,) = exported(canvas)["nodes"].values()
+    image_inputs = [i["name"] for s in canvas.evaluate("[...window.loom.nodeSchemas.values()]")
+                    if s["id"] == node["type"] for i in s["inputs"] if i["type"] == "image_file"]
+    assert image_inputs and node["inputs"][image_inputs[0]].startswith("dropped")

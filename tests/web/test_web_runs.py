@@ -67,6 +67,16 @@ def test_queue_runs_and_shows_the_output_on_its_node(canvas: Any, tmp_path: Path
     statuses = canvas.evaluate("['solid','invert','save'].map((id) => window.loom.nodeById(id).loom.status)")
     assert statuses == [None, None, "cached"]  # the cached output needs nothing upstream
 
+    # an edit and its undo rebuild the graph, but the results stay on the nodes
+    canvas.mouse.click(*widget_xy(canvas, "solid", "width", 0.5))
+    canvas.fill(".graphdialog input", "200")
+    canvas.keyboard.press("Enter")
+    canvas.wait_for_function("!document.querySelector('#btn-undo').disabled")
+    canvas.mouse.click(5, 400)
+    canvas.keyboard.press("Control+z")
+    canvas.wait_for_function("window.loom.exportWorkflow().nodes.solid.inputs.width === 64")
+    canvas.wait_for_function(IMAGES_READY, arg="save")
+
 
 def test_open_a_workflow_from_a_png_by_file_and_by_drop(canvas: Any, tmp_path: Path) -> None:
     from loom import png_info
@@ -210,3 +220,17 @@ def test_the_event_socket_reconnects_by_itself(canvas: Any, tmp_path: Path) -> N
     canvas.click("#btn-queue")
     canvas.wait_for_function(IMAGES_READY, arg="save")  # events arrive on the new socket
     assert _finished_runs(canvas) >= 1
+
+
+def test_text_and_values_are_shown_on_output_nodes(canvas: Any, tmp_path: Path) -> None:
+    wf = {"format": "loom.workflow", "version": 1, "nodes": {
+        "text": {"type": "t_text", "inputs": {"text": "hi there", "repeat": 2},
+                 "ui": {"pos": [60, 100], "size": [280, 200]}},
+        "show": {"type": "t_show_text", "inputs": {"text": {"node": "text", "output": "str"}},
+                 "ui": {"pos": [400, 100], "size": [260, 120]}}}}
+    open_workflow(canvas, wf, tmp_path)
+    _, status = queue_and_wait(canvas)
+    assert status == "finished"
+    canvas.wait_for_function("window.loom.nodeById('show').loom.text.length === 1")
+    shown = canvas.evaluate("(() => { const st = window.loom.nodeById('show').loom; return [st.text, st.values]; })()")
+    assert shown == [["hi there hi there"], {"length": 17}]

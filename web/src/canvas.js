@@ -54,6 +54,30 @@ export function createCanvas(el, domLayer) {
   return { graph, canvas };
 }
 
+/** Explains a refused link: dropping on a socket of another type does nothing otherwise. */
+export function explainRefusedLinks(canvas, notify) {
+  const lc = canvas.linkConnector;
+  let created = false;
+  lc.events.addEventListener("link-created", () => {
+    created = true;
+  });
+  lc.events.addEventListener("after-drop-links", (e) => {
+    const wasCreated = created;
+    created = false;
+    const { renderLinks, event } = e.detail ?? {};
+    const from = renderLinks?.[0];
+    if (wasCreated || !from || !event) return;
+    const node = canvas.graph.getNodeOnPos(event.canvasX, event.canvasY);
+    if (!node || node === from.node) return;
+    const pos = [event.canvasX, event.canvasY];
+    const toInput = lc.state.connectingTo === "input";
+    const slot = toInput ? node.getInputOnPos(pos) : node.getOutputOnPos(pos);
+    if (!slot) return;
+    const [outType, inType] = toInput ? [from.fromSlot.type, slot.type] : [slot.type, from.fromSlot.type];
+    notify(`Not connected: a ${outType} output cannot feed ${node.title} › ${slot.name} (${inType})`);
+  });
+}
+
 function resize(canvas) {
   const el = canvas.canvas;
   const parent = el.parentElement;

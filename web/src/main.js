@@ -2,7 +2,7 @@
 
 import { LiteGraph, LGraphCanvas } from "/vendor/litegraph/litegraph.es.js";
 import { api, ApiError, EventSocket } from "./api.js";
-import { createCanvas, groupSelection } from "./canvas.js";
+import { createCanvas, explainRefusedLinks, groupSelection } from "./canvas.js";
 import { applyTypeColours } from "./colors.js";
 import { initFiles, loadExamplesList, openDefault } from "./files.js";
 import { History, storedView, storedWorkflow, storeView } from "./history.js";
@@ -28,16 +28,19 @@ const app = {
   exportWorkflow: () => exportWorkflow(app.graph, app.meta),
   load: (wf, opts) => loadWorkflow(wf, opts),
   queue: () => queue(),
+  nodeSchemas: schemas,
   nodeById: (id) => app.graph.getNodeById(/^[1-9]\d{0,8}$/.test(String(id)) ? Number(id) : id),
 };
 window.loom = app;
 
 /** Replaces the canvas contents with a workflow. */
 function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {}) {
+  const shown = keepHistory ? displayState() : null;
   const { warnings, meta } = importWorkflow(app.graph, wf);
   app.meta = meta;
   setTitle(meta.title);
-  app.runs?.clearProblems();
+  if (shown) restoreDisplayState(shown);
+  else app.runs?.clearProblems();
   if (view) {
     app.canvas.ds.offset = [...view.offset];
     app.canvas.ds.scale = view.scale;
@@ -52,6 +55,28 @@ function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {})
     toast(`${missing.length} node(s) of unknown type: ${[...new Set(missing.map((n) => n.type))].join(", ")}`, "error");
   }
   return warnings;
+}
+
+const SHOWN_KEYS = ["status", "images", "text", "values", "error", "problems"];
+
+/** What nodes show from runs (kept across undo/redo, which rebuild the graph). */
+function displayState() {
+  const out = new Map();
+  for (const n of app.graph.nodes) {
+    if (!n.loom || n.loom.unknown) continue;
+    out.set(String(n.id), { type: n.type, hasErrors: n.has_errors,
+      state: Object.fromEntries(SHOWN_KEYS.map((k) => [k, n.loom[k]])) });
+  }
+  return out;
+}
+
+function restoreDisplayState(shown) {
+  for (const n of app.graph.nodes) {
+    const old = shown.get(String(n.id));
+    if (!old || old.type !== n.type || !n.loom) continue;
+    Object.assign(n.loom, old.state);
+    n.has_errors = old.hasErrors;
+  }
 }
 
 function setTitle(title) {
@@ -320,14 +345,18 @@ async function boot() {
     (wf) => loadWorkflow(wf, { fit: false, keepHistory: true, view: { offset: [...canvas.ds.offset], scale: canvas.ds.scale } }),
     updateButtons);
   app.runs = new Runs(app);
-  try {
-    await loadSchemas();
-  } catch (err) {
-    toast(`Cannot load the node list: ${err.message}`, "error", 20000);
-    return;
+  for (let attempt = 0; ; attempt += 1) {
+    try {
+      await loadSchemas();
+      break;
+    } catch (err) {
+      if (attempt === 0) toast(`Cannot load the node list: ${err.message} — retrying…`, "error", 8000);
+      await new Promise((r) => setTimeout(r, Math.min(5000, 1000 * (attempt + 1))));
+    }
   }
   installPalette();
   installShortcuts();
+  explainRefusedLinks(canvas, (msg) => toast(msg, "warn"));
   const stored = storedWorkflow();
   let loaded = false;
   if (stored && !new URLSearchParams(location.search).has("fresh")) {
