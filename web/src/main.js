@@ -160,7 +160,7 @@ async function queue() {
 function addNode(schema, pos, filter) {
   const node = LiteGraph.createNode(schema.id);
   if (!node) return null;
-  node.pos = [pos[0], pos[1]];
+  node.pos = [pos[0], pos[1] + LiteGraph.NODE_TITLE_HEIGHT]; // the title bar lands where you clicked
   app.graph.add(node);
   if (filter?.node) {
     const from = filter.node;

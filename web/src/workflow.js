@@ -1,4 +1,6 @@
 // The canvas graph <-> the one workflow format (DESIGN.md "Workflow file").
+// ui.pos and ui.size describe a node's outer box, title bar included (litegraph's own pos
+// and size leave the title out), so layouts written by hand line up with groups.
 
 import { LiteGraph, LGraphGroup } from "/vendor/litegraph/litegraph.es.js";
 import { createUnknownNode, schemas } from "./nodes.js";
@@ -34,7 +36,11 @@ export function checkWorkflow(data) {
 }
 
 function uiOf(node, schema) {
-  const ui = { pos: [round(node.pos[0]), round(node.pos[1])], size: [round(node.size[0]), round(node.size[1])] };
+  const th = LiteGraph.NODE_TITLE_HEIGHT;
+  const ui = {
+    pos: [round(node.pos[0]), round(node.pos[1] - th)],
+    size: [round(node.size[0]), round(node.size[1] + th)],
+  };
   const title = schema?.title ?? node.loom?.unknown?.ui?.title;
   if (node.title && node.title !== title && !node.loom?.unknown) ui.title = node.title;
   if (node.loom?.unknown?.ui?.title) ui.title = node.title;
@@ -109,10 +115,14 @@ function setWidgetValues(node, schema, inputs) {
 
 function applyUi(node, ui) {
   if (!ui || typeof ui !== "object") return;
-  if (Array.isArray(ui.pos) && ui.pos.length === 2) node.pos = [Number(ui.pos[0]) || 0, Number(ui.pos[1]) || 0];
+  const th = LiteGraph.NODE_TITLE_HEIGHT;
+  if (Array.isArray(ui.pos) && ui.pos.length === 2) {
+    node.pos = [Number(ui.pos[0]) || 0, (Number(ui.pos[1]) || 0) + th];
+  }
   if (Array.isArray(ui.size) && ui.size.length === 2) {
     const min = node.computeSize();
-    node.size = [Math.max(Number(ui.size[0]) || 0, 80), Math.max(Number(ui.size[1]) || 0, Math.min(min[1], 60))];
+    const body = (Number(ui.size[1]) || 0) - th;
+    node.size = [Math.max(Number(ui.size[0]) || 0, 80), Math.max(body, Math.min(min[1], 60))];
   }
   if (typeof ui.title === "string" && ui.title) node.title = ui.title;
   if (ui.collapsed) node.flags.collapsed = true;
@@ -167,7 +177,7 @@ export function importWorkflow(graph, data) {
     if (entry.ui?.pos) {
       applyUi(node, entry.ui);
     } else {
-      node.pos = [x, 80];
+      node.pos = [x, 80 + LiteGraph.NODE_TITLE_HEIGHT];
       x += node.size[0] + 40;
       applyUi(node, entry.ui);
     }
