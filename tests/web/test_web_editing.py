@@ -132,6 +132,10 @@ def test_undo_redo_and_reload_keeps_the_work(canvas: Any, tmp_path: Path) -> Non
     canvas.wait_for_function("(id) => !window.loom.nodeById(id)", arg=added)
     canvas.keyboard.press("Control+Shift+z")
     canvas.wait_for_function("(id) => !!window.loom.nodeById(id)", arg=added)
+    canvas.click("#btn-new")  # opening another workflow is undoable too
+    canvas.wait_for_function("window.loom.graph.nodes.length === 0")
+    canvas.click("#btn-undo")
+    canvas.wait_for_function("(id) => !!window.loom.nodeById(id)", arg=added)
     canvas.wait_for_timeout(400)  # the debounced snapshot reaches local storage
     canvas.reload()
     canvas.wait_for_selector("body[data-ready='1']")

@@ -35,6 +35,7 @@ window.loom = app;
 
 /** Replaces the canvas contents with a workflow. */
 function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {}) {
+  if (!keepHistory && app.history.stack.length) app.history.record(); // keep unrecorded edits undoable
   const shown = keepHistory ? displayState() : null;
   const { warnings, meta } = importWorkflow(app.graph, wf);
   app.meta = meta;
@@ -48,7 +49,11 @@ function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {})
     fitView();
   }
   app.canvas.setDirty(true, true);
-  if (!keepHistory) app.history.reset();
+  if (!keepHistory) {
+    // opening a workflow is itself undoable: Ctrl+Z brings the previous one back
+    app.history.record();
+    app.history.markSaved();
+  }
   for (const w of warnings.slice(0, 3)) toast(w, "warn");
   const missing = app.graph.nodes.filter((n) => n.loom?.unknown);
   if (missing.length) {

@@ -169,7 +169,8 @@ export class Runs {
 
   async interrupt() {
     try {
-      await api("/api/interrupt", { method: "POST" });
+      const res = await api("/api/interrupt", { method: "POST" });
+      if (res && res.interrupted === null) toast("Nothing is running", "info", 2000);
     } catch (err) {
       toast(`Could not interrupt: ${err.message}`, "error");
     }
