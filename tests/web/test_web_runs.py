@@ -50,7 +50,10 @@ def _finished_runs(page: Any) -> int:
 
 
 def test_queue_runs_and_shows_the_output_on_its_node(canvas: Any, tmp_path: Path) -> None:
-    open_workflow(canvas, tiny_workflow(solid__height=40), tmp_path)
+    wf = tiny_workflow(solid__height=40)
+    wf["nodes"]["save"]["ui"]["size"] = [200, 120]  # too small for its image: it grows
+    open_workflow(canvas, wf, tmp_path)
+    steps = canvas.evaluate("window.loom.history.index")
     before = canvas.evaluate(RUN_IDS_JS)
     canvas.keyboard.press("Control+Enter")
     canvas.wait_for_function(NEW_FINAL_RUN_JS, arg=before)
@@ -61,6 +64,10 @@ def test_queue_runs_and_shows_the_output_on_its_node(canvas: Any, tmp_path: Path
     statuses = canvas.evaluate("['solid','invert','save'].map((id) => window.loom.nodeById(id).loom.status)")
     assert statuses == ["done", "done", "done"]
     assert canvas.locator("#gallery figure img").count() >= 1
+    assert canvas.evaluate("window.loom.nodeById('save').size[1]") > 200
+    canvas.wait_for_timeout(800)  # growing the node to show the image is not an edit
+    assert canvas.evaluate("window.loom.history.index") == steps
+    assert canvas.is_hidden("#dirty-dot")
 
     _, status = queue_and_wait(canvas)  # nothing changed: the output comes from the cache
     assert status == "finished"

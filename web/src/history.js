@@ -50,6 +50,18 @@ export class History {
     return true;
   }
 
+  /** Folds a change the user did not make (a node grown to show its images) into the current step. */
+  absorb() {
+    if (this.paused || this.index < 0) return;
+    const json = this.snapshot();
+    if (json === this.stack[this.index]) return;
+    const wasSaved = !this.dirty;
+    this.stack[this.index] = json;
+    if (wasSaved) this.savedJson = json;
+    store(json);
+    this.onChange();
+  }
+
   get canUndo() {
     return this.index > 0;
   }

@@ -54,6 +54,8 @@ function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {})
     app.history.record();
     app.history.markSaved();
   }
+  // the first draw may grow nodes whose widgets did not fit: not an edit
+  requestAnimationFrame(() => requestAnimationFrame(() => app.history.absorb()));
   for (const w of warnings.slice(0, 3)) toast(w, "warn");
   const missing = app.graph.nodes.filter((n) => n.loom?.unknown);
   if (missing.length) {

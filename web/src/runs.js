@@ -253,7 +253,7 @@ export class Runs {
       const old = node.loom.preview;
       node.loom.preview = img;
       if (old?.dataset?.revoke) URL.revokeObjectURL(old.src);
-      makeRoomForImages(node);
+      this.grow(node);
       node.setDirtyCanvas(true, false);
     };
     if (revoke) img.dataset.revoke = "1";
@@ -271,11 +271,18 @@ export class Runs {
     this.applyUi(node, ev.ui ?? {}, ev.run);
   }
 
+  /** Makes room for images on a node without counting it as an edit. */
+  grow(node) {
+    const before = `${node.size[0]},${node.size[1]}`;
+    makeRoomForImages(node);
+    if (`${node.size[0]},${node.size[1]}` !== before) this.app.history.absorb();
+  }
+
   applyUi(node, ui, run, gallery = true) {
     const images = Array.isArray(ui.images) ? ui.images : [];
     if (images.length) {
       node.loom.images = images.map((im) => loadImage(fileUrl(im.kind ?? "output", im.path), node));
-      makeRoomForImages(node);
+      this.grow(node);
       if (gallery) addToGallery(images.map((im) => ({
         url: fileUrl(im.kind ?? "output", im.path),
         kind: im.kind ?? "output",

@@ -54,7 +54,7 @@ const GALLERY_LIMIT = 80;
 export function addToGallery(items) {
   const gallery = $("#gallery");
   gallery.querySelector(".empty")?.remove();
-  for (const item of items) {
+  for (const item of [...items].reverse()) {
     const fig = document.createElement("figure");
     const img = document.createElement("img");
     img.src = item.url;
