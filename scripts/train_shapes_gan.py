@@ -1,8 +1,9 @@
-"""Train a class-conditional DCGAN (5 shape classes) at 64x64 on the shapes data set (hinge loss)."""
+"""Train a class-conditional DCGAN (5 shape classes) at 64x64 on the shapes data set (non-saturating BCE loss)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
@@ -59,11 +60,11 @@ def main() -> None:
         real, y = images[idx].float() / 127.5 - 1.0, labels[idx]
         z = torch.randn(args.batch, args.z_dim, generator=g)
         fake = gen(z, y)
-        d_loss = torch.relu(1 - disc(real, y)).mean() + torch.relu(1 + disc(fake.detach(), y)).mean()
+        d_loss = F.softplus(-disc(real, y)).mean() + F.softplus(disc(fake.detach(), y)).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        g_loss = -disc(fake, y).mean()
+        g_loss = F.softplus(-disc(fake, y)).mean()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()

@@ -67,26 +67,33 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """Strided convs (spectral norm, LeakyReLU) down to 4x4, a linear logit plus a class projection."""
+    """Strided convs (BatchNorm or spectral norm, LeakyReLU) down to 4x4, a linear logit plus a class projection."""
 
     def __init__(self, image_size: int = 64, channels: int = 3, base_channels: int = 32, num_classes: int = 0,
-                 max_channels: int = 512) -> None:
+                 max_channels: int = 512, norm: str = "batch") -> None:
         super().__init__()
         n = _levels(image_size)
         self.image_size, self.channels, self.base_channels = image_size, channels, base_channels
-        self.num_classes, self.max_channels = num_classes, max_channels
+        self.num_classes, self.max_channels, self.norm = num_classes, max_channels, norm
+        sn = spectral_norm if norm == "spectral" else (lambda m: m)
         width = [min(base_channels * 2 ** i, max_channels) for i in range(n)]  # at size/2 .. 4x4
-        layers: list[nn.Module] = [spectral_norm(nn.Conv2d(channels, width[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [sn(nn.Conv2d(channels, width[0], 4, 2, 1)), nn.LeakyReLU(0.2, True)]
         for a, b in zip(width[:-1], width[1:]):
-            layers += [spectral_norm(nn.Conv2d(a, b, 4, 2, 1)), nn.LeakyReLU(0.2, True)]
+            layers += [sn(nn.Conv2d(a, b, 4, 2, 1, bias=norm != "batch"))]
+            layers += [nn.BatchNorm2d(b)] if norm == "batch" else []
+            layers += [nn.LeakyReLU(0.2, True)]
         self.net = nn.Sequential(*layers)
-        feat = width[-1] * 16
-        self.linear = spectral_norm(nn.Linear(feat, 1))
-        self.embed = spectral_norm(nn.Embedding(num_classes, feat)) if num_classes > 0 else None
+        feat = width[-1] * 16 + 16  # + minibatch-stddev features (one per 4x4 cell) against mode collapse
+        self.linear = sn(nn.Linear(feat, 1))
+        self.embed = sn(nn.Embedding(num_classes, feat)) if num_classes > 0 else None
+        if self.embed is not None:
+            nn.init.normal_(self.embed.weight, std=0.02)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """Realness logits (B,) for images in [-1, 1]."""
-        h = self.net(images).flatten(1)
+        h = self.net(images)
+        std = h.std(dim=0, unbiased=False).mean(dim=0) if h.shape[0] > 1 else torch.zeros_like(h[0, 0])
+        h = torch.cat([h.flatten(1), std.flatten().expand(h.shape[0], -1)], dim=1)
         out = self.linear(h).squeeze(1)
         if self.embed is not None and labels is not None:
             out = out + (self.embed(labels.long()) * h).sum(1)
@@ -96,7 +103,7 @@ class DCGANDiscriminator(nn.Module):
         """JSON-able constructor arguments plus the architecture tag."""
         return {"arch": "dcgan_discriminator", "image_size": self.image_size, "channels": self.channels,
                 "base_channels": self.base_channels, "num_classes": self.num_classes,
-                "max_channels": self.max_channels}
+                "max_channels": self.max_channels, "norm": self.norm}
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "DCGANDiscriminator":
