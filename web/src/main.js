@@ -296,6 +296,7 @@ function installChangeTracking() {
 }
 
 function updateButtons() {
+  $("#empty-hint").hidden = app.graph.nodes.length > 0;
   $("#btn-undo").disabled = !app.history.canUndo;
   $("#btn-redo").disabled = !app.history.canRedo;
   $("#dirty-dot").hidden = !app.history.dirty;

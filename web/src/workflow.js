@@ -45,6 +45,7 @@ function uiOf(node, schema) {
   if (node.title && node.title !== title && !node.loom?.unknown) ui.title = node.title;
   if (node.loom?.unknown?.ui?.title) ui.title = node.title;
   if (node.flags?.collapsed) ui.collapsed = true;
+  if (node.pinned) ui.pinned = true;
   if (node.color) ui.color = node.color;
   if (node.bgcolor && !node.loom?.unknown) ui.bgcolor = node.bgcolor;
   const seeds = {};
@@ -126,6 +127,7 @@ function applyUi(node, ui) {
   }
   if (typeof ui.title === "string" && ui.title) node.title = ui.title;
   if (ui.collapsed) node.flags.collapsed = true;
+  if (ui.pinned) node.pin(true);
   if (typeof ui.color === "string") node.color = ui.color;
   if (typeof ui.bgcolor === "string") node.bgcolor = ui.bgcolor;
   if (ui.seed_control && typeof ui.seed_control === "object") {
