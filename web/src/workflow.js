@@ -207,6 +207,12 @@ export function importWorkflow(graph, data) {
       color: g.color, font_size: 24, flags: {} });
     graph.add(group);
   }
+  for (const node of graph.nodes) {
+    // lay out slots and widgets now (as the first draw would), so a node too small for its
+    // widgets grows here and not later, when it would look like an edit
+    node._setConcreteSlots?.();
+    node.arrange?.();
+  }
   graph.state.lastNodeId = Math.max(graph.state.lastNodeId ?? 0, maxId);
   graph.updateExecutionOrder();
   graph.setDirtyCanvas(true, true);
