@@ -336,10 +336,28 @@ async function refreshNodeDefs() {
 }
 app.refreshNodeDefs = refreshNodeDefs;
 
+let serverInfo = "";
+
 function setConnected(ok) {
   $("#conn").classList.toggle("ok", ok);
-  $("#conn").title = ok ? "Connected to the server" : "Not connected — retrying…";
+  $("#conn").title = ok ? `Connected to the server${serverInfo}` : "Not connected — retrying…";
   if (ok && app.ready) app.runs.refresh();
+}
+
+/** Reports plugins that failed to load, and shows the device in the connection tooltip. */
+async function checkSystem() {
+  try {
+    const sys = await api("/api/system");
+    if (typeof sys?.device === "string") serverInfo = ` · ${sys.device}${sys.dtype ? ` ${sys.dtype}` : ""}`;
+    $("#conn").title = `Connected to the server${serverInfo}`;
+    const errors = Array.isArray(sys?.plugin_errors) ? sys.plugin_errors : [];
+    if (errors.length) {
+      const names = errors.map((e) => `${e.plugin}: ${e.error}`).join("\n");
+      toast(`${errors.length} node plugin(s) failed to load:\n${names}`, "warn", 12000);
+    }
+  } catch {
+    // /api/system is informative only
+  }
 }
 
 async function boot() {
@@ -388,6 +406,7 @@ async function boot() {
   app.socket.connect();
   await app.runs.refresh();
   app.runs.render();
+  checkSystem();
   updateButtons();
   app.ready = true;
   document.body.dataset.ready = "1";

@@ -208,6 +208,7 @@ export function addInputWidget(node, inp) {
   w.loomInput = inp.name;
   if (inp.label) w.label = inp.label;
   if (inp.help) w.tooltip = inp.help;
+  else if (inp.model_kind) w.tooltip = `model files found under models/${inp.model_kind}/ (right-click the canvas › Reload to rescan)`;
   if (inp.randomize || inp.type === "seed") {
     const control = node.addWidget("combo", `${inp.name} after run`, "randomize", () => changed(),
       { values: SEED_CONTROLS });
