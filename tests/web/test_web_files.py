@@ -5,26 +5,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from web_helpers import GRAPH_XY_JS, exported, open_workflow, tiny_workflow
-
-DROP_FILE_JS = """async ([url, name, type, x, y]) => {
-  const blob = await (await fetch(url)).blob();
-  const dt = new DataTransfer();
-  dt.items.add(new File([blob], name, { type }));
-  const el = document.querySelector('#graph-canvas');
-  for (const t of ['dragenter', 'dragover', 'drop']) {
-    el.dispatchEvent(new DragEvent(t, { bubbles: true, cancelable: true, dataTransfer: dt, clientX: x, clientY: y }));
-  }
-}"""
-
-DROP_TEXT_JS = """([text, name, x, y]) => {
-  const dt = new DataTransfer();
-  dt.items.add(new File([text], name, { type: 'application/json' }));
-  const el = document.querySelector('#graph-canvas');
-  for (const t of ['dragenter', 'dragover', 'drop']) {
-    el.dispatchEvent(new DragEvent(t, { bubbles: true, cancelable: true, dataTransfer: dt, clientX: x, clientY: y }));
-  }
-}"""
+from web_helpers import GRAPH_XY_JS, drop_file, exported, open_workflow, tiny_workflow
 
 
 def test_save_downloads_the_workflow_file(canvas: Any, tmp_path: Path) -> None:
@@ -42,12 +23,12 @@ def test_save_downloads_the_workflow_file(canvas: Any, tmp_path: Path) -> None:
 def test_drop_a_json_file_and_bad_files_are_explained(canvas: Any) -> None:
     wf = tiny_workflow(solid__color="black")
     wf["meta"]["title"] = "Dropped"
-    canvas.evaluate(DROP_TEXT_JS, [json.dumps(wf), "dropped.json", 400, 300])
+    drop_file(canvas, json.dumps(wf), "dropped.json", "application/json", (400, 300))
     canvas.wait_for_function("document.querySelector('#wf-title').textContent === 'Dropped'")
     assert exported(canvas)["nodes"]["solid"]["inputs"]["color"] == "black"
-    canvas.evaluate(DROP_TEXT_JS, ["{not json", "broken.json", 400, 300])
+    drop_file(canvas, "{not json", "broken.json", "application/json", (400, 300))
     canvas.wait_for_selector(".toast.error:has-text('broken.json')")
-    canvas.evaluate(DROP_TEXT_JS, [json.dumps({"format": "other"}), "other.json", 400, 300])
+    drop_file(canvas, json.dumps({"format": "other"}), "other.json", "application/json", (400, 300))
     canvas.wait_for_selector(".toast.error:has-text('not a Loom workflow')")
     assert canvas.text_content("#wf-title") == "Dropped"  # the canvas is unharmed
 
@@ -107,7 +88,7 @@ def test_open_a_past_run_from_the_history(canvas: Any, tmp_path: Path) -> None:
     run_id = canvas.evaluate("window.loom.runs.current")
     canvas.click("#btn-new")
     canvas.click(f"#run-list li[data-run='{run_id}'] button:has-text('Open')")
-    canvas.wait_for_function("!!window.loom.nodeById('save') && window.loom.nodeById('save').loom.images.length > 0")
+    canvas.wait_for_function("(window.loom.nodeById('save')?.loom.images.length ?? 0) > 0")
     assert exported(canvas)["nodes"]["save"]["inputs"]["prefix"] == "history"
 
 
@@ -120,9 +101,9 @@ def test_dropping_an_image_on_empty_canvas_adds_an_image_input_node(canvas: Any)
     PILImage.new("RGB", (12, 9), (10, 200, 30)).save(buf, format="PNG")
     url = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     canvas.click("#btn-new")
-    canvas.evaluate(DROP_FILE_JS, [url, "dropped.png", "image/png", 300, 300])
-    canvas.wait_for_function("window.loom.graph.nodes.length === 1 && !!window.loom.graph.nodes[0].loom.thumbnail"
-                             " && window.loom.graph.nodes[0].loom.thumbnail.naturalWidth === 12")
+    drop_file(canvas, url, "dropped.png", "image/png", (300, 300), is_url=True)
+    canvas.wait_for_function("window.loom.graph.nodes.length === 1 "
+                             "&& window.loom.graph.nodes[0].loom.thumbnail?.naturalWidth === 12")
     (node,) = exported(canvas)["nodes"].values()
     image_inputs = [i["name"] for s in canvas.evaluate("[...window.loom.nodeSchemas.values()]")
                     if s["id"] == node["type"] for i in s["inputs"] if i["type"] == "image_file"]

@@ -7,8 +7,8 @@ from typing import Any
 
 from PIL import Image as PILImage
 
-from web_helpers import (NEW_FINAL_RUN_JS, RUN_IDS_JS, exported, open_workflow, queue_and_wait,
-                         tiny_workflow, widget_xy)
+from web_helpers import (NEW_FINAL_RUN_JS, RUN_IDS_JS, drop_file, exported, open_workflow,
+                         queue_and_wait, tiny_workflow, widget_xy)
 
 IMAGES_READY = """(id) => {
   const st = window.loom.nodeById(id).loom;
@@ -23,16 +23,6 @@ PIXEL_AT_IMAGE = """(id) => {
   const dpr = Math.max(window.devicePixelRatio || 1, 1);
   const ctx = window.loom.canvas.canvas.getContext('2d');
   return Array.from(ctx.getImageData(Math.round(c[0] * dpr), Math.round(c[1] * dpr), 1, 1).data);
-}"""
-
-DROP_FILE_JS = """async ([url, name, type, x, y]) => {
-  const blob = await (await fetch(url)).blob();
-  const dt = new DataTransfer();
-  dt.items.add(new File([blob], name, { type }));
-  const el = document.querySelector('#graph-canvas');
-  for (const t of ['dragenter', 'dragover', 'drop']) {
-    el.dispatchEvent(new DragEvent(t, { bubbles: true, cancelable: true, dataTransfer: dt, clientX: x, clientY: y }));
-  }
 }"""
 
 
@@ -105,7 +95,7 @@ def test_open_a_workflow_from_a_png_by_file_and_by_drop(canvas: Any, tmp_path: P
     url = canvas.evaluate("window.loom.nodeById('save').loom.images[0].src")
     canvas.click("#btn-new")
     canvas.wait_for_function("window.loom.graph.nodes.length === 0")
-    canvas.evaluate(DROP_FILE_JS, [url, "output.png", "image/png", 400, 300])
+    drop_file(canvas, url, "output.png", "image/png", (400, 300), is_url=True)
     canvas.wait_for_function("window.loom.graph.nodes.length === 3")
     assert exported(canvas)["nodes"]["solid"]["inputs"]["color"] == "blue"
 
@@ -118,9 +108,11 @@ def test_validation_problems_are_shown_on_their_nodes(canvas: Any, console: Any,
     runs_before = canvas.locator("#run-list li[data-run]").count()
     canvas.click("#btn-queue")
     canvas.wait_for_selector("#problem-list li")
-    errors = canvas.evaluate("['solid','invert','save','other'].map((id) => !!window.loom.nodeById(id).has_errors)")
+    errors = canvas.evaluate("['solid', 'invert', 'save', 'other']"
+                             ".map((id) => !!window.loom.nodeById(id).has_errors)")
     assert errors == [True, False, False, True]
-    items = canvas.eval_on_selector_all("#problem-list li", "els => els.map(e => [e.dataset.node, e.dataset.input])")
+    items = canvas.eval_on_selector_all("#problem-list li",
+                                        "els => els.map(e => [e.dataset.node, e.dataset.input])")
     assert sorted(items) == [["other", "image"], ["solid", "width"]]
     assert "out_of_range" in canvas.text_content("#problem-list li[data-node='solid']")
     assert canvas.locator("#run-list li[data-run]").count() == runs_before  # nothing was queued
@@ -167,7 +159,8 @@ def test_progress_preview_interrupt_and_cancel(canvas: Any, tmp_path: Path) -> N
     canvas.click("#btn-interrupt")
     canvas.wait_for_function(NEW_FINAL_RUN_JS, arg=before)
     assert canvas.locator("#run-list li.interrupted").count() >= 1
-    state = canvas.evaluate("(() => { const n = window.loom.nodeById('slow'); return [n.loom.status, n.progress ?? null]; })()")
+    state = canvas.evaluate("(() => { const n = window.loom.nodeById('slow'); "
+                            "return [n.loom.status, n.progress ?? null]; })()")
     assert state == [None, None]
     assert canvas.locator("#run-list li.running").count() == 0
     assert canvas.is_hidden("#run-progress")
@@ -208,8 +201,7 @@ def test_image_input_uploads_and_shows_a_thumbnail(canvas: Any, tmp_path: Path) 
     with canvas.expect_file_chooser() as fc:
         canvas.mouse.click(*widget_xy(canvas, "load", "upload image…", 0.5))
     fc.value.set_files(str(picture))
-    canvas.wait_for_function("(() => { const n = window.loom.nodeById('load'); "
-                             "return n.loom.thumbnail && n.loom.thumbnail.complete && n.loom.thumbnail.naturalWidth === 20; })()")
+    canvas.wait_for_function("window.loom.nodeById('load').loom.thumbnail?.naturalWidth === 20")
     name = exported(canvas)["nodes"]["load"]["inputs"]["image"]
     assert name.startswith("white") and name.endswith(".png")
     canvas.click("#btn-queue")
@@ -239,5 +231,6 @@ def test_text_and_values_are_shown_on_output_nodes(canvas: Any, tmp_path: Path) 
     _, status = queue_and_wait(canvas)
     assert status == "finished"
     canvas.wait_for_function("window.loom.nodeById('show').loom.text.length === 1")
-    shown = canvas.evaluate("(() => { const st = window.loom.nodeById('show').loom; return [st.text, st.values]; })()")
+    shown = canvas.evaluate("(() => { const st = window.loom.nodeById('show').loom; "
+                            "return [st.text, st.values]; })()")
     assert shown == [["hi there hi there"], {"length": 17}]

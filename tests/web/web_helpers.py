@@ -220,3 +220,21 @@ def queue_and_wait(page: Any, button: str = "#btn-queue") -> tuple[str, str]:
     handle = page.wait_for_function(NEW_FINAL_RUN_JS, arg=before)
     run_id, status = handle.json_value()
     return run_id, status
+
+
+DROP_JS = """async ([data, isUrl, name, type, x, y]) => {
+  const body = isUrl ? await (await fetch(data)).blob() : data;
+  const dt = new DataTransfer();
+  dt.items.add(new File([body], name, { type }));
+  const el = document.querySelector('#graph-canvas');
+  for (const t of ['dragenter', 'dragover', 'drop']) {
+    const init = { bubbles: true, cancelable: true, dataTransfer: dt, clientX: x, clientY: y };
+    el.dispatchEvent(new DragEvent(t, init));
+  }
+}"""
+
+
+def drop_file(page: Any, data: str, name: str, kind: str, at: tuple[float, float] = (400, 300),
+              is_url: bool = False) -> None:
+    """Drop a file on the canvas (text, or the bytes behind a URL) as a user dragging it in."""
+    page.evaluate(DROP_JS, [data, is_url, name, kind, at[0], at[1]])
