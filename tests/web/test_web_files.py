@@ -108,3 +108,10 @@ def test_dropping_an_image_on_empty_canvas_adds_an_image_input_node(canvas: Any)
     image_inputs = [i["name"] for s in canvas.evaluate("[...window.loom.nodeSchemas.values()]")
                     if s["id"] == node["type"] for i in s["inputs"] if i["type"] == "image_file"]
     assert image_inputs and node["inputs"][image_inputs[0]].startswith("dropped")
+
+
+def test_a_missing_litegraph_is_explained(page: Any, loom_server: Any) -> None:
+    page.route("**/vendor/litegraph/**", lambda route: route.fulfill(status=404, body="not found"))
+    page.goto(loom_server.url + "/")
+    page.wait_for_selector("#boot-error:not([hidden])")
+    assert "npm ci --omit=dev" in page.text_content("#boot-error")
