@@ -190,16 +190,7 @@ function drawContent(node, ctx) {
   ctx.save();
   ctx.font = "12px system-ui, sans-serif";
   ctx.textAlign = "left";
-  if (messages.length) {
-    ctx.fillStyle = "#ff8a80";
-    for (const msg of messages) {
-      for (const line of wrap(ctx, msg, width)) {
-        y += 14;
-        ctx.fillText(line, pad, y);
-      }
-    }
-    y += 6;
-  }
+  if (messages.length) drawMessages(ctx, messages, node.size[1] + 22, Math.max(width, 200));
   const lines = [...st.text];
   if (st.values) for (const [k, v] of Object.entries(st.values)) lines.push(`${k}: ${formatValue(v)}`);
   if (lines.length) {
@@ -225,6 +216,18 @@ export function imageAt(node, x, y) {
     if (x >= rect[0] && y >= rect[1] && x <= rect[0] + rect[2] && y <= rect[1] + rect[3]) return image;
   }
   return null;
+}
+
+/** Problems and errors in a red box under the node (outside it, so no layout changes). */
+function drawMessages(ctx, messages, top, width) {
+  const lines = messages.flatMap((m) => wrap(ctx, m, width - 12));
+  const h = lines.length * 15 + 8;
+  ctx.fillStyle = "rgba(70, 22, 24, 0.95)";
+  ctx.beginPath();
+  ctx.roundRect(0, top, width + 16, h, 5);
+  ctx.fill();
+  ctx.fillStyle = "#ffb4ab";
+  lines.forEach((line, i) => ctx.fillText(line, 8, top + 16 + i * 15));
 }
 
 function formatValue(v) {
