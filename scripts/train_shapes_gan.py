@@ -37,6 +37,9 @@ def main() -> None:
     p = base_parser("shapes-gan", steps=100000, minutes=10.0, batch=64, lr=2e-4)
     p.add_argument("--z-dim", type=int, default=128)
     p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--d-norm", choices=["batch", "spectral"], default="batch", help="discriminator normalization")
+    p.add_argument("--loss", choices=["bce", "hinge"], default="bce")
+    p.add_argument("--lr-d", type=float, default=None, help="discriminator lr (default: --lr)")
     args = p.parse_args()
     setup(args)
     out = args.out or EMBEDDED / "shapes-gan"
@@ -44,9 +47,10 @@ def main() -> None:
     labels = shapes.labels_tensor(specs)["shape"]
     gen = DCGANGenerator(z_dim=args.z_dim, image_size=64, base_channels=args.base_channels,
                          num_classes=len(shapes.SHAPES), class_names=list(shapes.SHAPES))
-    disc = DCGANDiscriminator(image_size=64, base_channels=args.base_channels, num_classes=len(shapes.SHAPES))
+    disc = DCGANDiscriminator(image_size=64, base_channels=args.base_channels, num_classes=len(shapes.SHAPES),
+                              norm=args.d_norm)
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=args.lr_d or args.lr, betas=(0.5, 0.999))
     objs = {"gen": gen, "disc": disc, "opt_g": opt_g, "opt_d": opt_d}
     ck = Checkpointer(args.work_dir, args.fresh)
     step, elapsed = ck.load(objs)
@@ -60,11 +64,14 @@ def main() -> None:
         real, y = images[idx].float() / 127.5 - 1.0, labels[idx]
         z = torch.randn(args.batch, args.z_dim, generator=g)
         fake = gen(z, y)
-        d_loss = F.softplus(-disc(real, y)).mean() + F.softplus(disc(fake.detach(), y)).mean()
+        if args.loss == "hinge":
+            d_loss = F.relu(1.0 - disc(real, y)).mean() + F.relu(1.0 + disc(fake.detach(), y)).mean()
+        else:
+            d_loss = F.softplus(-disc(real, y)).mean() + F.softplus(disc(fake.detach(), y)).mean()
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        g_loss = F.softplus(-disc(fake, y)).mean()
+        g_loss = -disc(fake, y).mean() if args.loss == "hinge" else F.softplus(-disc(fake, y)).mean()
         opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         opt_g.step()
