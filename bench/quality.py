@@ -63,13 +63,17 @@ def generate(ex: Executor, captions: list[str], seed0: int) -> tuple[torch.Tenso
     return torch.cat(out), (time.perf_counter() - t0) / len(captions)
 
 
-def gan_images(ex: Executor, n: int, seed: int) -> torch.Tensor:
-    wf = {"nodes": {
-        "gan": {"type": "load_gan", "inputs": {"name": "embedded/shapes-gan"}},
-        "gen": {"type": "gan_generate", "inputs": {"generator": {"node": "gan", "output": "generator"},
-                                                  "seed": seed, "batch": n}},
-        "collect": {"type": "bench_collect", "inputs": {"images": {"node": "gen", "output": "image"}}}}}
-    return ex.run(wf).outputs["collect"]["image"]
+def gan_images(ex: Executor, n: int, seed: int, chunk: int = 50) -> torch.Tensor:
+    """n GAN samples (image i uses seed + i), in batches the node accepts."""
+    out = []
+    for start in range(0, n, chunk):
+        wf = {"nodes": {
+            "gan": {"type": "load_gan", "inputs": {"name": "embedded/shapes-gan"}},
+            "gen": {"type": "gan_generate", "inputs": {"generator": {"node": "gan", "output": "generator"},
+                                                      "seed": seed + start, "batch": min(chunk, n - start)}},
+            "collect": {"type": "bench_collect", "inputs": {"images": {"node": "gen", "output": "image"}}}}}
+        out.append(ex.run(wf).outputs["collect"]["image"])
+    return torch.cat(out)
 
 
 def fid(ex: Executor, a: torch.Tensor, b: torch.Tensor) -> float:
