@@ -111,20 +111,15 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from .progress import TqdmObserver
     from .registry import Registry
     settings = settings_from_args(ns)
-    try:
-        wf = _load(ns.workflow)
-        for node_id, name, value in parse_set(ns.set):
-            wf.set_input(node_id, name, value)
-    except WorkflowFileError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    wf = _load(ns.workflow)  # a WorkflowFileError is reported by main()
+    for node_id, name, value in parse_set(ns.set):
+        wf.set_input(node_id, name, value)
     reg = Registry.default(settings)
     for err in reg.plugin_errors:
         print(f"warning: plugin {err.plugin} failed to load: {err.error}", file=sys.stderr)
+    observer = TqdmObserver(wf)
     try:
-        executor = Executor(reg, settings=settings)
-        observer = TqdmObserver(wf)
-        result = executor.run(wf, observer)
+        result = Executor(reg, settings=settings).run(wf, observer)
     except ValidationError as exc:
         for p in exc.problems:
             print(p, file=sys.stderr)
@@ -134,15 +129,8 @@ def cmd_run(ns: argparse.Namespace) -> int:
         if ns.verbose:
             print(exc.traceback, file=sys.stderr)
         return 3
-    except Interrupted:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except LoomError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
     finally:
-        if "observer" in locals():
-            observer.close()
+        observer.close()
     roots = {"output": settings.outputs, "preview": settings.previews}
     for nid, ui in result.ui.items():
         for img in ui.get("images", []):
@@ -188,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(ns.func(ns) or 0)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Interrupted):
         print("interrupted", file=sys.stderr)
         return 130
     except LoomError as exc:
