@@ -9,7 +9,6 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
 import torch
 
 from .cache import OutputCache, literal_key, node_key
@@ -106,8 +105,7 @@ class Executor:
         nodes: dict[str, dict[str, Any]] = wf.nodes
         specs = {nid: self.registry[nodes[nid]["type"]] for nid in plan.needed}
         outputs = plan.outputs
-        graph = plan.graph.subgraph(plan.needed) if len(plan.needed) < len(nodes) else plan.graph
-        order = list(nx.topological_sort(graph))
+        order = plan.order
         result = RunResult(run_id)
         run_info: dict[str, Any] = {"run": run_id, "seeds": {}}
         wf_dict = wf.to_dict(copy_data=False)

@@ -71,11 +71,34 @@ def needed_nodes(nodes: dict[str, Any], outputs: list[str]) -> list[str]:
     return [n for n in nodes if n in seen]
 
 
+def topological_order(nodes: dict[str, Any]) -> list[str]:
+    """Nodes with every linked parent before its children (Kahn's algorithm, stable in
+    insertion order). Nodes on or behind a cycle are left out."""
+    children: dict[str, list[str]] = {nid: [] for nid in nodes}
+    waiting = dict.fromkeys(nodes, 0)
+    for nid in nodes:
+        for _, link in _links(nodes[nid]):
+            src = link["node"]
+            if isinstance(src, str) and src in nodes:
+                children[src].append(nid)
+                waiting[nid] += 1
+    ready = deque(nid for nid, n in waiting.items() if n == 0)
+    order: list[str] = []
+    while ready:
+        nid = ready.popleft()
+        order.append(nid)
+        for child in children[nid]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                ready.append(child)
+    return order
+
+
 @dataclass
 class Plan:
-    """What validation learned that the executor reuses: the link graph and needed nodes."""
+    """What validation learned that the executor reuses: the needed nodes in run order."""
 
-    graph: nx.DiGraph
+    order: list[str]
     needed: list[str]
     outputs: list[str]
 
@@ -119,13 +142,15 @@ def check(workflow: Workflow | dict[str, Any], registry: Registry,
     if not outputs:
         problems.append(Problem(None, None, "no_output",
                                 "the workflow has no output node (save, preview or a metric)"))
-    graph = _link_graph(nodes)
+    order = topological_order(nodes)
     needed = needed_nodes(nodes, outputs)
     for nid in needed:
         if nid in specs:
             problems += _check_node(nid, nodes[nid], specs[nid], nodes, specs, settings)
-    problems += _cycles(graph)
-    return problems, Plan(graph, needed, outputs)
+    if len(order) < len(nodes):  # only now is a graph library worth it: to name the cycles
+        problems += _cycles(_link_graph(nodes))
+    needed_set = set(needed)
+    return problems, Plan([nid for nid in order if nid in needed_set], needed, outputs)
 
 
 def _check_node(nid: str, entry: dict[str, Any], spec: NodeSpec, nodes: dict[str, Any],
@@ -220,8 +245,6 @@ def _link_graph(nodes: dict[str, Any]) -> nx.DiGraph:
 
 
 def _cycles(g: nx.DiGraph) -> list[Problem]:
-    if nx.is_directed_acyclic_graph(g):
-        return []
     out = []
     for comp in nx.strongly_connected_components(g):
         first = next(iter(comp))

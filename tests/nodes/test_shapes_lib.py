@@ -98,10 +98,13 @@ def test_minilm_encode_shape_and_content(minilm) -> None:
 
 
 @pytest.mark.parametrize("size", [8, 16, 32, 64])
-@pytest.mark.parametrize("classes", [0, 5])
-def test_dcgan_shapes(size: int, classes: int) -> None:
-    gen = DCGANGenerator(z_dim=16, image_size=size, base_channels=8, num_classes=classes)
-    disc = DCGANDiscriminator(image_size=size, base_channels=8, num_classes=classes)
+@pytest.mark.parametrize("classes,conditioning,norm", [(0, "concat", "batch"), (5, "concat", "spectral"),
+                                                       (5, "cbn", "none"), (0, "cbn", "spectral")])
+def test_dcgan_shapes(size: int, classes: int, conditioning: str, norm: str) -> None:
+    gen = DCGANGenerator(z_dim=16, image_size=size, base_channels=8, num_classes=classes,
+                         conditioning=conditioning)  # type: ignore[arg-type]
+    disc = DCGANDiscriminator(image_size=size, base_channels=8, num_classes=classes, norm=norm,  # type: ignore[arg-type]
+                              minibatch_std=norm == "batch")
     labels = torch.tensor([0, 1, 4]) if classes else None
     with torch.no_grad():
         x = gen(torch.randn(3, 16), labels)
@@ -110,10 +113,17 @@ def test_dcgan_shapes(size: int, classes: int) -> None:
     assert disc(x, labels).shape == (3,)
 
 
-def test_dcgan_config_round_trip_and_conditioning() -> None:
-    gen = DCGANGenerator(z_dim=8, image_size=16, base_channels=8, num_classes=5, class_names=list(shapes.SHAPES))
+@pytest.mark.parametrize("conditioning", ["concat", "cbn"])
+def test_dcgan_config_round_trip_and_conditioning(conditioning: str) -> None:
+    gen = DCGANGenerator(z_dim=8, image_size=16, base_channels=8, num_classes=5, class_names=list(shapes.SHAPES),
+                         conditioning=conditioning)  # type: ignore[arg-type]
+    if conditioning == "cbn":  # fresh CBN gains are all 1: give each class its own so the class matters
+        for m in gen.modules():
+            if hasattr(m, "gain"):
+                torch.nn.init.normal_(m.gain.weight, 1.0, 0.5)
     cfg = json.loads(json.dumps(gen.config()))
     assert cfg["arch"] == "dcgan" and cfg["num_classes"] == 5 and cfg["class_names"][0] == "circle"
+    assert cfg["conditioning"] == conditioning
     clone = DCGANGenerator.from_config(cfg)
     clone.load_state_dict(gen.state_dict())
     gen.eval(), clone.eval()
@@ -125,6 +135,16 @@ def test_dcgan_config_round_trip_and_conditioning() -> None:
         gen(z)
     with pytest.raises(ValueError):
         DCGANGenerator(image_size=48)
+    with pytest.raises(ValueError, match="conditioning"):
+        DCGANGenerator(conditioning="film")  # type: ignore[arg-type]
+
+
+def test_dcgan_old_configs_still_load() -> None:
+    """A config written before `conditioning` existed builds the concatenating generator it was trained as."""
+    cfg = {"arch": "dcgan", "z_dim": 8, "image_size": 16, "base_channels": 8, "num_classes": 3, "embed_dim": 4}
+    gen = DCGANGenerator.from_config(cfg)
+    assert gen.conditioning == "concat" and gen.embed is not None
+    assert "net.1.running_mean" in gen.state_dict()
 
 
 def test_judge_heads_and_config() -> None:
