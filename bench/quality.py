@@ -3,6 +3,7 @@
 * Prompt adherence: images from held-out captions with the default workflow's settings
   (workflows/text_to_image.json), judged by models/embedded/shapes-judge (colour, shape,
   position, size of the main object).
+* The GAN: how often the judge reads the requested shape class.
 * FID on EfficientNet-Lite0 pooled features (the `fid` node): diffusion model vs data, GAN vs
   data, and two disjoint data samples as the floor.
 * Seconds per image for the default workflow on this machine.
@@ -63,17 +64,25 @@ def generate(ex: Executor, captions: list[str], seed0: int) -> tuple[torch.Tenso
     return torch.cat(out), (time.perf_counter() - t0) / len(captions)
 
 
-def gan_images(ex: Executor, n: int, seed: int, chunk: int = 50) -> torch.Tensor:
-    """n GAN samples (image i uses seed + i), in batches the node accepts."""
-    out = []
-    for start in range(0, n, chunk):
-        wf = {"nodes": {
-            "gan": {"type": "load_gan", "inputs": {"name": "embedded/shapes-gan"}},
-            "gen": {"type": "gan_generate", "inputs": {"generator": {"node": "gan", "output": "generator"},
-                                                      "seed": seed + start, "batch": min(chunk, n - start)}},
-            "collect": {"type": "bench_collect", "inputs": {"images": {"node": "gen", "output": "image"}}}}}
-        out.append(ex.run(wf).outputs["collect"]["image"])
-    return torch.cat(out)
+def gan_images(ex: Executor, n: int, seed: int, chunk: int = 50) -> tuple[torch.Tensor, torch.Tensor]:
+    """n GAN samples, an equal share per shape class, upscaled to the data's 64x64 as in
+    workflows/gan.json; returns (images, class labels)."""
+    out, labels = [], []
+    per_class = n // len(shapes.SHAPES)
+    for c, name in enumerate(shapes.SHAPES):
+        for start in range(0, per_class, chunk):
+            batch = min(chunk, per_class - start)
+            wf = {"nodes": {
+                "gan": {"type": "load_gan", "inputs": {"name": "embedded/shapes-gan"}},
+                "gen": {"type": "gan_generate", "inputs": {"generator": {"node": "gan", "output": "generator"},
+                                                          "seed": seed + c * per_class + start, "batch": batch,
+                                                          "class_name": name}},
+                "up": {"type": "resize_image", "inputs": {"image": {"node": "gen", "output": "image"},
+                                                         "width": 64, "height": 64, "method": "bilinear"}},
+                "collect": {"type": "bench_collect", "inputs": {"images": {"node": "up", "output": "image"}}}}}
+            out.append(ex.run(wf).outputs["collect"]["image"])
+            labels.append(torch.full((batch,), c))
+    return torch.cat(out), torch.cat(labels)
 
 
 def fid(ex: Executor, a: torch.Tensor, b: torch.Tensor) -> float:
@@ -115,7 +124,8 @@ def main() -> int:
     data_a, _, _ = shapes.make_batch(args.fid, HELD_OUT_SEED + 1)
     data_b, caps_b, _ = shapes.make_batch(args.fid, HELD_OUT_SEED + 2)
     gen, _ = generate(ex, caps_b, seed0=50_000)
-    gan = gan_images(ex, args.fid, seed=777)
+    gan, gan_labels = gan_images(ex, args.fid, seed=777)
+    gan_shape = float((judge.predict(gan)["shape"] == gan_labels).float().mean())
     fids = {"data vs data (floor)": fid(ex, data_a, data_b),
             "diffusion (shapes-ldm) vs data": fid(ex, gen, data_a),
             "GAN (shapes-gan) vs data": fid(ex, gan, data_a)}
@@ -127,6 +137,8 @@ def main() -> int:
               "position": 1 / len(shapes.POSITIONS), "size": 1 / len(shapes.SIZES)}
     for k in KEYS:
         print(f"{k:<10} {acc[k]:>8.1%} {chance[k]:>7.0%}")
+    print(f"\nGAN (shapes-gan): the judge reads the requested shape in {gan_shape:.1%} of "
+          f"{len(gan_labels)} samples (chance 20%)")
     print(f"\nFID on EfficientNet-Lite0 pooled features, {args.fid} vs {args.fid} images")
     for name, value in fids.items():
         print(f"{name:<32} {value:>8.2f}")

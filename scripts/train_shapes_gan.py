@@ -97,26 +97,30 @@ def main() -> None:
     """Train, evaluate with the judge, write models/embedded/shapes-gan."""
     p = base_parser("shapes-gan", steps=100000, minutes=10.0, batch=64, lr=2e-4)
     p.add_argument("--z-dim", type=int, default=128)
-    p.add_argument("--base-channels", type=int, default=32)
+    p.add_argument("--base-channels", type=int, default=64)
     p.add_argument("--conditioning", choices=["concat", "cbn"], default="cbn", help="how G reads the class")
     p.add_argument("--d-norm", choices=["batch", "spectral", "none"], default="none",
                    help="discriminator normalization")
     p.add_argument("--loss", choices=["bce", "hinge"], default="bce")
-    p.add_argument("--r1", type=float, default=0.1, help="R1 penalty weight on real images (0: off)")
+    p.add_argument("--r1", type=float, default=1.0, help="R1 penalty weight on real images (0: off)")
     p.add_argument("--beta1", type=float, default=0.0, help="Adam beta1 for both networks")
     p.add_argument("--lr-d", type=float, default=None, help="discriminator lr (default: --lr)")
     p.add_argument("--ema", type=float, default=0.999, help="EMA decay of the shipped generator weights")
+    p.add_argument("--size", type=int, default=32, help="training and output resolution (data is drawn at 64)")
     p.add_argument("--eval-every", type=int, default=1000, help="judge + sample grid every N steps")
     args = p.parse_args()
     setup(args)
     out = args.out or EMBEDDED / "shapes-gan"
     images, _, specs = render_pool(args.pool, args.seed)
+    if args.size != images.shape[-1]:  # box-filtered downsampling of the 64x64 drawings
+        images = torch.cat([F.interpolate(images[i:i + 2000].float(), size=(args.size, args.size), mode="area")
+                            .round().to(torch.uint8) for i in range(0, len(images), 2000)])
     labels = shapes.labels_tensor(specs)["shape"]
-    gen = DCGANGenerator(z_dim=args.z_dim, image_size=64, base_channels=args.base_channels,
+    gen = DCGANGenerator(z_dim=args.z_dim, image_size=args.size, base_channels=args.base_channels,
                          num_classes=len(shapes.SHAPES), class_names=list(shapes.SHAPES),
                          conditioning=args.conditioning)
     ema = copy.deepcopy(gen).requires_grad_(False)
-    disc = DCGANDiscriminator(image_size=64, base_channels=args.base_channels, num_classes=len(shapes.SHAPES),
+    disc = DCGANDiscriminator(image_size=args.size, base_channels=args.base_channels, num_classes=len(shapes.SHAPES),
                               norm=args.d_norm)
     betas = (args.beta1, 0.999 if args.beta1 > 0 else 0.99)
     opt_g = torch.optim.Adam(gen.parameters(), lr=args.lr, betas=betas)
@@ -176,7 +180,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", ema.config())
     save_file(half_state(ema.state_dict()), str(out / "generator.safetensors"))
-    write_json(out / "loom.json", {"kind": "gan", "arch": "dcgan", "resolution": 64,
+    write_json(out / "loom.json", {"kind": "gan", "arch": "dcgan", "resolution": args.size,
                                    "class_names": list(shapes.SHAPES)})
     nparams = sum(p.numel() for p in ema.parameters())
     write_json(args.work_dir / "metrics.json", {"steps": step, "seconds": round(seconds, 1), "params": nparams,

@@ -12,6 +12,7 @@ from nodes._lib import shapes
 from nodes._lib.judge import ShapesJudge
 
 PROMPT_SEED = 31337  # 20 fixed captions, not drawn by the training scripts
+GAN_SHAPE_FLOOR = 0.4  # twice chance (5 shapes); the shipped GAN measures about 0.6 (bench/quality.py)
 
 
 @node(id="t_grab", category="test", output=True)
@@ -53,3 +54,27 @@ def test_judge_knows_real_images():
     judge = ShapesJudge.load(REPO_MODELS / "embedded" / "shapes-judge")
     pred, truth = judge.predict(x), shapes.labels_tensor(specs)
     assert all(float((pred[k] == truth[k]).float().mean()) > 0.95 for k in ("colour", "shape", "position"))
+
+
+def test_shipped_gan_draws_varied_samples_of_the_requested_shape(tmp_path):
+    """Through load_gan + gan_generate: 24 samples per class differ from each other (a mode-collapsed
+    generator draws one image per class) and the judge reads the requested shape far above chance."""
+    torch.set_num_threads(1)
+    settings = Settings(home=tmp_path)
+    reg = Registry.default(settings)
+    reg.add(t_grab)
+    ex = Executor(reg, settings=settings)
+    judge = ShapesJudge.load(REPO_MODELS / "embedded" / "shapes-judge")
+    hits, spreads = 0, []
+    for c, name in enumerate(shapes.SHAPES):
+        wf = {"nodes": {
+            "gan": {"type": "load_gan", "inputs": {"name": "embedded/shapes-gan"}},
+            "gen": {"type": "gan_generate", "inputs": {"generator": {"node": "gan", "output": "generator"},
+                                                      "seed": 100 * c, "batch": 24, "class_name": name}},
+            "grab": {"type": "t_grab", "inputs": {"images": {"node": "gen", "output": "image"}}}}}
+        x = ex.run(wf).outputs["grab"]["image"]
+        spreads.append(float(x.flatten(1).std(0).mean()))
+        hits += int((judge.predict(x)["shape"] == c).sum())
+    accuracy = hits / (24 * len(shapes.SHAPES))
+    assert min(spreads) > 0.1, spreads  # the data's spread is about 0.36; the collapsed model's was 0.01
+    assert accuracy >= GAN_SHAPE_FLOOR, accuracy
