@@ -13,12 +13,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from nodes._lib import shapes  # noqa: E402
+from nodes._lib.dcgan import DCGANGenerator  # noqa: E402
+from nodes._lib.judge import ShapesJudge  # noqa: E402
 
 EMBEDDED = ROOT / "models" / "embedded"
 
@@ -125,3 +128,51 @@ def write_json(path: Path, obj: Any) -> None:
 def folder_mb(path: Path) -> float:
     """Size of a folder in MB."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+
+
+def save_grid(x: torch.Tensor, path: Path, cols: int = 10) -> None:
+    """Save images in [0, 1] as a PNG grid, `cols` per row (a last partial row is dropped)."""
+    n = (len(x) // cols) * cols
+    a = (x[:n].clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
+    h, w = a.shape[1:3]
+    grid = a.reshape(n // cols, cols, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(n // cols * h, cols * w, 3)
+    Image.fromarray(np.ascontiguousarray(grid)).save(path)
+
+
+@torch.no_grad()
+def gan_samples(gen: DCGANGenerator, cls: int, n: int, g: torch.Generator) -> torch.Tensor:
+    """n samples in [0, 1] of one class, in eval mode (as Loom runs a loaded generator)."""
+    was = gen.training
+    gen.eval()
+    x = ((gen(torch.randn(n, gen.z_dim, generator=g), torch.full((n,), cls)) + 1) / 2).clamp(0, 1)
+    gen.train(was)
+    return x
+
+
+def sample_grid(gen: DCGANGenerator, path: Path, per_class: int = 8, seed: int = 7) -> None:
+    """One row of samples per shape class, for eyeballing a generator."""
+    g = torch.Generator().manual_seed(seed)
+    rows = [gan_samples(gen, c, per_class, g) for c in range(len(shapes.SHAPES))]
+    save_grid(torch.cat(rows), path, cols=per_class)
+
+
+def judge_gan(gen: DCGANGenerator, per_class: int = 100, seed: int = 1234) -> dict[str, float]:
+    """Judge accuracy on the requested shape, per class and overall, plus how varied the samples are."""
+    judge = ShapesJudge.load(EMBEDDED / "shapes-judge")
+    g = torch.Generator().manual_seed(seed)
+    res: dict[str, float] = {}
+    hits, stds, colours, positions = 0.0, [], set(), set()
+    for c, name in enumerate(shapes.SHAPES):
+        x = gan_samples(gen, c, per_class, g)
+        pred = judge.predict(x)
+        acc = float((pred["shape"] == c).float().mean())
+        res[f"shape_{name}"] = acc
+        hits += acc * per_class
+        stds.append(float(x.flatten(1).std(0).mean()))
+        colours |= set(pred["colour"].tolist())
+        positions |= set(pred["position"].tolist())
+    res["shape_mean"] = hits / (per_class * len(shapes.SHAPES))
+    res["pixel_std_within_class"] = sum(stds) / len(stds)  # the data's is about 0.36; ~0 means mode collapse
+    res["colours_seen"] = len(colours)
+    res["positions_seen"] = len(positions)
+    return res

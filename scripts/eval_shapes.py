@@ -7,9 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,18 +20,10 @@ from nodes._lib import shapes  # noqa: E402
 from nodes._lib.dcgan import DCGANGenerator  # noqa: E402
 from nodes._lib.judge import ShapesJudge  # noqa: E402
 from nodes._lib.minilm import MiniLM  # noqa: E402
+from _train_common import judge_gan, sample_grid, save_grid  # noqa: E402
 
 EMB = ROOT / "models" / "embedded"
 KEYS = ("shape", "colour", "size", "position")
-
-
-def save_grid(x: torch.Tensor, path: Path, cols: int = 10) -> None:
-    """Save images in [0, 1] as a PNG grid."""
-    n = (len(x) // cols) * cols
-    a = (x[:n].clamp(0, 1) * 255).byte().permute(0, 2, 3, 1).numpy()
-    h, w = a.shape[1:3]
-    grid = a.reshape(n // cols, cols, h, w, 3).transpose(0, 2, 1, 3, 4).reshape(n // cols * h, cols * w, 3)
-    Image.fromarray(np.ascontiguousarray(grid)).save(path)
 
 
 @torch.no_grad()
@@ -68,22 +58,12 @@ def score(x: torch.Tensor, specs: list) -> dict[str, float]:
     return {k: round(float((p[k] == y[k]).float().mean()), 3) for k in KEYS}
 
 
-@torch.no_grad()
 def eval_gan(folder: Path, per_class: int, seed: int) -> dict[str, float]:
-    """Per-class judge shape accuracy of GAN samples (generator in eval mode, as Loom loads it)."""
+    """Per-class judge shape accuracy and spread of GAN samples (generator in eval mode, as Loom loads it)."""
     gen = DCGANGenerator.from_config(json.loads((folder / "config.json").read_text()))
     gen.load_state_dict({k: v.float() for k, v in load_file(str(folder / "generator.safetensors")).items()})
-    gen.eval()
-    judge = ShapesJudge.load(EMB / "shapes-judge")
-    g = torch.Generator().manual_seed(seed)
-    res, imgs = {}, []
-    for c, name in enumerate(shapes.SHAPES):
-        x = ((gen(torch.randn(per_class, gen.z_dim, generator=g), torch.full((per_class,), c)) + 1) / 2).clamp(0, 1)
-        res[name] = round(float((judge.predict(x)["shape"] == c).float().mean()), 3)
-        imgs.append(x[:10])
-    res["mean"] = round(sum(res[n] for n in shapes.SHAPES) / len(shapes.SHAPES), 3)
-    save_grid(torch.cat(imgs), Path("/tmp/eval_gan.png"))
-    return res
+    sample_grid(gen, Path("/tmp/eval_gan.png"), per_class=10, seed=seed)
+    return judge_gan(gen, per_class, seed)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""Train a class-conditional DCGAN (5 shape classes) at 64x64 on the shapes data set.
+"""Train a class-conditional DCGAN (5 shape classes) on the shapes data set, at 32x32 by default (--size).
 
 Default recipe (the one the shipped model used): conditional-BatchNorm generator, projection
 discriminator without normalization, non-saturating loss with a lazy R1 penalty on real images,
@@ -13,45 +13,16 @@ import copy
 
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from safetensors.torch import save_file
 from torch import nn
 from tqdm import tqdm
 
-from _train_common import (EMBEDDED, Budget, Checkpointer, base_parser, folder_mb, half_state, render_pool,
-                           setup, write_json)
+from _train_common import (EMBEDDED, Budget, Checkpointer, base_parser, folder_mb, half_state, judge_gan,
+                           render_pool, sample_grid, setup, write_json)
 from nodes._lib import shapes
 from nodes._lib.dcgan import DCGANDiscriminator, DCGANGenerator
-from nodes._lib.judge import ShapesJudge
 
 R1_EVERY = 4  # lazy regularization: the penalty is applied (scaled up) every few D steps
-
-
-@torch.no_grad()
-def judge_gan(gen: DCGANGenerator, per_class: int = 100, seed: int = 1234) -> dict[str, float]:
-    """Judge accuracy on the requested shape, per class and overall, plus how varied the samples are."""
-    judge = ShapesJudge.load(EMBEDDED / "shapes-judge")
-    was = gen.training
-    gen.eval()
-    g = torch.Generator().manual_seed(seed)
-    res: dict[str, float] = {}
-    hits, stds, colours, positions = 0.0, [], set(), set()
-    for c, name in enumerate(shapes.SHAPES):
-        z = torch.randn(per_class, gen.z_dim, generator=g)
-        x = ((gen(z, torch.full((per_class,), c)) + 1) / 2).clamp(0, 1)
-        pred = judge.predict(x)
-        acc = float((pred["shape"] == c).float().mean())
-        res[f"shape_{name}"] = acc
-        hits += acc * per_class
-        stds.append(float(x.flatten(1).std(0).mean()))
-        colours |= set(pred["colour"].tolist())
-        positions |= set(pred["position"].tolist())
-    gen.train(was)
-    res["shape_mean"] = hits / (per_class * len(shapes.SHAPES))
-    res["pixel_std_within_class"] = sum(stds) / len(stds)  # the data's is about 0.36; ~0 means mode collapse
-    res["colours_seen"] = len(colours)
-    res["positions_seen"] = len(positions)
-    return res
 
 
 @torch.no_grad()
@@ -77,20 +48,6 @@ def recalibrate_batchnorm(gen: DCGANGenerator, batches: int = 64, batch: int = 6
     for m in norms:
         m.momentum = 0.1
     gen.eval()
-
-
-@torch.no_grad()
-def save_grid(gen: DCGANGenerator, path: str, per_class: int = 8) -> None:
-    """One row per class of samples (eval mode), for eyeballing progress."""
-    was = gen.training
-    gen.eval()
-    g = torch.Generator().manual_seed(7)
-    y = torch.arange(len(shapes.SHAPES)).repeat_interleave(per_class)
-    x = ((gen(torch.randn(len(y), gen.z_dim, generator=g), y) + 1) / 2).clamp(0, 1)
-    rows = x.view(len(shapes.SHAPES), per_class, *x.shape[1:]).permute(0, 3, 1, 4, 2)  # class, H, n, W, C
-    grid = (rows.reshape(len(shapes.SHAPES) * x.shape[2], per_class * x.shape[3], 3) * 255).round()
-    Image.fromarray(grid.to(torch.uint8).numpy()).save(path)
-    gen.train(was)
 
 
 def main() -> None:
@@ -167,7 +124,7 @@ def main() -> None:
             ck.save(objs, step, budget.elapsed)
         if step % args.eval_every == 0:
             recalibrate_batchnorm(ema, batches=16)
-            save_grid(ema, str(args.work_dir / f"grid_{step:06d}.png"))
+            sample_grid(ema, args.work_dir / f"grid_{step:06d}.png")
             tqdm.write(f"step {step}: {judge_gan(ema, per_class=40)}")
     bar.close()
     ck.save(objs, step, budget.elapsed)
@@ -176,7 +133,7 @@ def main() -> None:
     recalibrate_batchnorm(ema)
     metrics = judge_gan(ema)
     print(f"judge on GAN samples: {metrics}", flush=True)
-    save_grid(ema, str(args.work_dir / "grid_final.png"))
+    sample_grid(ema, args.work_dir / "grid_final.png")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", ema.config())
     save_file(half_state(ema.state_dict()), str(out / "generator.safetensors"))
