@@ -1,7 +1,8 @@
 """Hatchling build hook: install the canvas's npm packages (litegraph) into web/node_modules.
 
 Runs ``npm ci --omit=dev`` in web/ when web/node_modules is missing or older than
-web/package-lock.json. A machine without npm (or without network) still installs Loom:
+web/package-lock.json. A wheel (not an editable install) also gets the data Loom needs at
+run time as ``loom/_shipped/``: the example workflows, the embedded models and the canvas. A machine without npm (or without network) still installs Loom:
 the hook only logs a warning, and the server then shows a plain node list instead of the
 canvas. Set LOOM_SKIP_NPM=1 to skip it.
 """
@@ -17,6 +18,10 @@ from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 
 NPM_TIMEOUT_S = 600
 MARKER = Path("node_modules") / ".package-lock.json"  # written by npm after every install
+# What a wheel carries besides the packages (the canvas's own files and its litegraph build;
+# not the rest of node_modules, not package.json).
+SHIPPED = ("workflows", "models/embedded", "web/index.html", "web/css", "web/src",
+           "web/node_modules/@comfyorg/litegraph")
 
 
 def needs_install(web: Path) -> bool:
@@ -57,6 +62,18 @@ def install_web_modules(web: Path, warn: Callable[[str], None], info: Callable[[
     return True
 
 
+def add_shipped_data(root: Path, force_include: dict[str, str]) -> list[str]:
+    """Map the run-time data folders into the wheel under loom/_shipped/; return the missing ones."""
+    missing = []
+    for rel in SHIPPED:
+        src = root / rel
+        if src.exists():
+            force_include[str(src)] = f"loom/_shipped/{rel}"
+        else:
+            missing.append(rel)
+    return missing
+
+
 class WebAssetsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     """Installs web/node_modules before a wheel (or an editable install) is built."""
 
@@ -70,3 +87,7 @@ class WebAssetsBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         if not web.is_dir():
             return
         install_web_modules(web, self.app.display_warning, self.app.display_info)
+        if version == "standard":  # an editable install reads these from the repo itself
+            missing = add_shipped_data(Path(self.root), build_data.setdefault("force_include", {}))
+            for path in missing:
+                self.app.display_warning(f"{path} is missing: the wheel is built without it")

@@ -63,7 +63,7 @@ def free_port() -> int:
 
 
 def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen([sys.executable, "-m", "server", "--home", str(home), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "loom_server", "--home", str(home), "--port", str(port)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline:

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loom import Executor, Registry, Settings, node  # noqa: E402
 from loom.types import Image  # noqa: E402
-from nodes._lib.diffusion.tiny import save_diffusers, tiny_models  # noqa: E402
+from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models  # noqa: E402
 
-MODULES = ["nodes.diffusion_loaders", "nodes.text_encoders", "nodes.sampling", "nodes.latents",
-           "nodes.vae_nodes"]
+MODULES = ["loom_nodes.diffusion_loaders", "loom_nodes.text_encoders", "loom_nodes.sampling", "loom_nodes.latents",
+           "loom_nodes.vae_nodes"]
 PROMPT, NEGATIVE = "a red circle on a blue background", "blurry"
 
 

@@ -20,10 +20,10 @@ import time
 import torch
 
 from loom import Executor, Registry, Settings, Workflow, node
-from loom.settings import REPO_MODELS, REPO_WORKFLOWS
+from loom.settings import SHIPPED_MODELS, SHIPPED_WORKFLOWS
 from loom.types import Image
-from nodes._lib import shapes
-from nodes._lib.judge import ShapesJudge
+from loom_nodes._lib import shapes
+from loom_nodes._lib.judge import ShapesJudge
 
 _TENSORS: dict[str, torch.Tensor] = {}
 HELD_OUT_SEED = 987_654  # training draws from other seeds; these captions are fresh
@@ -43,7 +43,7 @@ def bench_collect(images: Image) -> Image:
 
 
 def default_workflow() -> Workflow:
-    wf = Workflow.load(REPO_WORKFLOWS / "text_to_image.json")
+    wf = Workflow.load(SHIPPED_WORKFLOWS / "text_to_image.json")
     del wf.nodes["save"]
     wf.nodes["collect"] = {"type": "bench_collect", "inputs": {"images": {"node": "decode", "output": "image"}}}
     return wf
@@ -107,7 +107,7 @@ def main() -> int:
     reg = Registry.default(settings)
     reg.add(bench_tensor, bench_collect)
     ex = Executor(reg, settings=settings)
-    judge = ShapesJudge.load(REPO_MODELS / "embedded" / "shapes-judge")
+    judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
 
     _, captions, specs = shapes.make_batch(args.adherence, HELD_OUT_SEED)
     imgs, sec_per_image = generate(ex, captions, seed0=10_000)

@@ -2,7 +2,7 @@
 
     python bench/server.py [--runs 500] [--clients 20] [--paced 100]
 
-Starts `python -m server` in a temporary home with a tiny custom node pack, then prints
+Starts `python -m loom_server` in a temporary home with a tiny custom node pack, then prints
 the time to the first HTTP answer, runs/s for a burst of queued runs, p50/p99 latency from
 POST to `run.finished` (burst and one-at-a-time), events lost across all clients (must be
 0) and the server's RSS before and after.
@@ -144,7 +144,7 @@ def start_server(home: Path, port: int) -> tuple[subprocess.Popen[bytes], float,
     import urllib.request
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "server", "--home", str(home), "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "loom_server", "--home", str(home), "--port", str(port),
                              "--device", "cpu"], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=open(home / "server.log", "wb"))
     first = ready = None

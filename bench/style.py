@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loom import BaseObserver, Executor, Registry, Settings  # noqa: E402
-from nodes._lib import feature_nets  # noqa: E402
+from loom_nodes._lib import feature_nets  # noqa: E402
 
 
 class Timer(BaseObserver):
@@ -96,9 +96,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--home", default="/tmp/loom-bench-style")
     args = ap.parse_args()
-    import nodes.features, nodes.image_io, nodes.image_ops, nodes.style  # noqa: E401,F401
+    import loom_nodes.features, nodes.image_io, nodes.image_ops, nodes.style  # noqa: E401,F401
     reg = Registry()
-    for mod in ("nodes.features", "nodes.image_io", "nodes.image_ops", "nodes.style"):
+    for mod in ("loom_nodes.features", "loom_nodes.image_io", "loom_nodes.image_ops", "loom_nodes.style"):
         reg.add_module(mod)
     ex = Executor(reg, settings=Settings(home=Path(args.home), device=args.device))
     print(f"style transfer {args.size}×{args.size}, {args.steps} steps, EfficientNet-Lite0, "

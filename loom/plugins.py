@@ -16,7 +16,7 @@ from .settings import Settings
 
 log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "loom.nodes"
-BUILTIN_PACKAGE = "nodes"
+BUILTIN_PACKAGE = "loom_nodes"
 
 
 def _record(reg: Registry, plugin: str, exc: BaseException) -> None:

@@ -1,13 +1,26 @@
 """The home folder and every path derived from it."""
 from __future__ import annotations
 
+import importlib.resources
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-REPO_MODELS = REPO_ROOT / "models"
-REPO_WORKFLOWS = REPO_ROOT / "workflows"
+REPO_ROOT = Path(__file__).resolve().parent.parent  # the source tree (tests, scripts)
+
+
+def shipped(name: str) -> Path:
+    """A folder Loom ships beside its code (``workflows``, ``models``, ``web``).
+
+    In a wheel it is package data under ``loom/_shipped/`` (see pyproject.toml); in an
+    editable install or a source checkout it is the repo's own top-level folder.
+    """
+    packaged = Path(str(importlib.resources.files("loom").joinpath("_shipped", name)))
+    return packaged if packaged.is_dir() else REPO_ROOT / name
+
+
+SHIPPED_MODELS = shipped("models")
+SHIPPED_WORKFLOWS = shipped("workflows")
 MODEL_KINDS = ("checkpoints", "diffusers", "vae", "text_encoders", "gan", "features", "embedded")
 
 
@@ -32,8 +45,8 @@ class Settings:
 
     @property
     def model_roots(self) -> list[Path]:
-        """Roots searched for models: home/models, --models-dir ones, the repo's models/."""
-        roots = [self.home / "models", *self.models_dirs, REPO_MODELS]
+        """Roots searched for models: home/models, --models-dir ones, Loom's shipped models/."""
+        roots = [self.home / "models", *self.models_dirs, SHIPPED_MODELS]
         seen: list[Path] = []
         for r in roots:
             if r not in seen:

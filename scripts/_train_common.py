@@ -19,9 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from nodes._lib import shapes  # noqa: E402
-from nodes._lib.dcgan import DCGANGenerator  # noqa: E402
-from nodes._lib.judge import ShapesJudge  # noqa: E402
+from loom_nodes._lib import shapes  # noqa: E402
+from loom_nodes._lib.dcgan import DCGANGenerator  # noqa: E402
+from loom_nodes._lib.judge import ShapesJudge  # noqa: E402
 
 EMBEDDED = ROOT / "models" / "embedded"
 

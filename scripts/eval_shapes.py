@@ -16,10 +16,10 @@ sys.path.insert(0, str(ROOT))
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 
-from nodes._lib import shapes  # noqa: E402
-from nodes._lib.dcgan import DCGANGenerator  # noqa: E402
-from nodes._lib.judge import ShapesJudge  # noqa: E402
-from nodes._lib.minilm import MiniLM  # noqa: E402
+from loom_nodes._lib import shapes  # noqa: E402
+from loom_nodes._lib.dcgan import DCGANGenerator  # noqa: E402
+from loom_nodes._lib.judge import ShapesJudge  # noqa: E402
+from loom_nodes._lib.minilm import MiniLM  # noqa: E402
 from _train_common import judge_gan, sample_grid, save_grid  # noqa: E402
 
 EMB = ROOT / "models" / "embedded"

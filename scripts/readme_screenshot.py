@@ -1,6 +1,6 @@
 """Write docs/screenshot.png: the canvas showing the default workflow after a run.
 
-Starts `python -m server` on a free port with a fresh home folder, opens the page in
+Starts `python -m loom_server` on a free port with a fresh home folder, opens the page in
 headless Chromium at 1440x900, presses Queue, waits until the run has finished and its
 images are drawn on the output nodes, and saves the screenshot. The README shows it.
 
@@ -62,7 +62,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as home:
         port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "server", "--home", home, "--port", str(port)],
+        server = subprocess.Popen([sys.executable, "-m", "loom_server", "--home", home, "--port", str(port)],
                                   cwd=REPO)
         try:
             wait_for_server(port, server)

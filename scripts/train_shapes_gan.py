@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from _train_common import (EMBEDDED, Budget, Checkpointer, base_parser, folder_mb, half_state, judge_gan,
                            render_pool, sample_grid, setup, write_json)
-from nodes._lib import shapes
-from nodes._lib.dcgan import DCGANDiscriminator, DCGANGenerator
+from loom_nodes._lib import shapes
+from loom_nodes._lib.dcgan import DCGANDiscriminator, DCGANGenerator
 
 R1_EVERY = 4  # lazy regularization: the penalty is applied (scaled up) every few D steps
 

@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from _train_common import (EMBEDDED, Budget, Checkpointer, base_parser, folder_mb, half_state,
                            render_pool, setup, write_json)
-from nodes._lib import shapes
-from nodes._lib.judge import HEADS, ShapesJudge
+from loom_nodes._lib import shapes
+from loom_nodes._lib.judge import HEADS, ShapesJudge
 
 CLASS_NAMES = {"shape": list(shapes.SHAPES), "colour": list(shapes.COLOURS), "size": list(shapes.SIZES),
                "position": list(shapes.POSITIONS)}

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from _train_common import (EMBEDDED, Budget, Checkpointer, base_parser, folder_mb, render_pool, setup,
                            write_json)
-from nodes._lib.minilm import HIDDEN, MiniLM
+from loom_nodes._lib.minilm import HIDDEN, MiniLM
 
 UNET_CONFIG = dict(
     sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(48, 96),

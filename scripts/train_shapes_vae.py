@@ -9,8 +9,8 @@ from tqdm import tqdm
 
 from _train_common import (EMBEDDED, Budget, Checkpointer, base_parser, folder_mb, render_pool, setup,
                            write_json)
-from nodes._lib import shapes
-from nodes._lib.judge import ShapesJudge
+from loom_nodes._lib import shapes
+from loom_nodes._lib.judge import ShapesJudge
 
 VAE_CONFIG = dict(
     in_channels=3, out_channels=3, latent_channels=4, sample_size=64, layers_per_block=1, norm_num_groups=8,

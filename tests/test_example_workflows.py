@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from loom import Executor, Registry, Settings, Workflow, validate
-from loom.settings import REPO_WORKFLOWS
+from loom.settings import SHIPPED_WORKFLOWS
 
-FILES = sorted(REPO_WORKFLOWS.glob("*.json"))
+FILES = sorted(SHIPPED_WORKFLOWS.glob("*.json"))
 
 
 @pytest.fixture(scope="module")

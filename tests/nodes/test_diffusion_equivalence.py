@@ -8,10 +8,10 @@ import torch
 
 from loom import Executor, Registry, Settings, node
 from loom.types import Image
-from nodes._lib.diffusion.tiny import save_diffusers, tiny_models
+from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
-MODULES = ["nodes.diffusion_loaders", "nodes.text_encoders", "nodes.sampling", "nodes.latents",
-           "nodes.vae_nodes"]
+MODULES = ["loom_nodes.diffusion_loaders", "loom_nodes.text_encoders", "loom_nodes.sampling", "loom_nodes.latents",
+           "loom_nodes.vae_nodes"]
 L = lambda n, o: {"node": n, "output": o}  # noqa: E731
 
 
@@ -80,7 +80,7 @@ def test_graph_matches_stable_diffusion_pipeline(home, sched, cls, kwargs):
 def test_sdxl_graph_matches_stable_diffusion_xl_pipeline(tmp_path):
     from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline
 
-    from nodes._lib.diffusion.tiny import save_sdxl, tiny_sdxl_models
+    from loom_nodes._lib.diffusion.tiny import save_sdxl, tiny_sdxl_models
 
     folder = save_sdxl(tmp_path / "models" / "diffusers" / "tiny", tiny_sdxl_models(seed=7))
     pipe = StableDiffusionXLPipeline.from_pretrained(folder, local_files_only=True)

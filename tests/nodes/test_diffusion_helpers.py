@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from loom.model_manager import ModelManager
-from nodes._lib.diffusion import preview, schedulers
-from nodes._lib.diffusion.components import ClipPart, ClipTextEncoder
-from nodes._lib.diffusion.prompt import apply_weights, chunk_tokens, parse_weights
-from nodes._lib.diffusion.tiling import tiled
-from nodes._lib.diffusion.tiny import tiny_models, tiny_tokenizer
+from loom_nodes._lib.diffusion import preview, schedulers
+from loom_nodes._lib.diffusion.components import ClipPart, ClipTextEncoder
+from loom_nodes._lib.diffusion.prompt import apply_weights, chunk_tokens, parse_weights
+from loom_nodes._lib.diffusion.tiling import tiled
+from loom_nodes._lib.diffusion.tiny import tiny_models, tiny_tokenizer
 
 
 @pytest.mark.parametrize("prompt,expected", [
@@ -64,7 +64,7 @@ def test_long_prompts_are_encoded_in_chunks(clip_encoder):
 
 
 def test_offline_clip_tokenizer_matches_known_ids():
-    from nodes._lib.diffusion.clip_tokenizer import bpe_path, clip_tokenizer
+    from loom_nodes._lib.diffusion.clip_tokenizer import bpe_path, clip_tokenizer
 
     if bpe_path() is None:
         pytest.skip("openai-clip (ships CLIP's BPE vocabulary) is not installed")
@@ -101,7 +101,7 @@ def test_tiled_matches_untiled_for_a_local_function():
 
 
 def test_vae_tiled_decode_is_close_to_full(clip_encoder):
-    from nodes._lib.diffusion.components import DiffusionVAE
+    from loom_nodes._lib.diffusion.components import DiffusionVAE
 
     vae = DiffusionVAE(tiny_models(seed=6)["vae"])
     mgr = ModelManager(torch.device("cpu"), torch.float32)

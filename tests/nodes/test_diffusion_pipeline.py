@@ -8,11 +8,11 @@ import torch
 
 from loom import BaseObserver, Executor, Interrupted, NodeError, Registry, Settings, ValidationError, node
 from loom.types import Image, Latent
-from nodes._lib.diffusion import schedulers
-from nodes._lib.diffusion.tiny import save_diffusers, tiny_models
+from loom_nodes._lib.diffusion import schedulers
+from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
-MODULES = ["nodes.diffusion_loaders", "nodes.text_encoders", "nodes.sampling", "nodes.latents",
-           "nodes.vae_nodes"]
+MODULES = ["loom_nodes.diffusion_loaders", "loom_nodes.text_encoders", "loom_nodes.sampling", "loom_nodes.latents",
+           "loom_nodes.vae_nodes"]
 L = lambda n, o: {"node": n, "output": o}  # noqa: E731
 
 
@@ -162,7 +162,7 @@ def test_img2img_and_inpaint_mask(ex, registry):
     mask = torch.zeros(1, 1, 64, 64)
     mask[..., :32, :] = 1
     cond = registry["text_encode"].fn(ctx, models.text_encoder, "a cat")
-    from nodes._lib.diffusion.components import SchedulerChoice
+    from loom_nodes._lib.diffusion.components import SchedulerChoice
     res = sample_fn(ctx, models.denoiser, cond, cond, src, SchedulerChoice("ddim"), steps=3, cfg=2.0,
                     seed=1, denoise=1.0, mask=mask).samples
     assert torch.allclose(res[..., 4:, :], src.samples[..., 4:, :])
@@ -170,7 +170,7 @@ def test_img2img_and_inpaint_mask(ex, registry):
 
 
 def _models(ex):
-    from nodes.diffusion_loaders import load_diffusers_model
+    from loom_nodes.diffusion_loaders import load_diffusers_model
     return load_diffusers_model(_ctx(ex), ex.settings.home / "models" / "diffusers" / "tiny")
 
 

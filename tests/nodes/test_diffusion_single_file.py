@@ -11,9 +11,9 @@ from safetensors.torch import save_file
 
 from loom import Executor, NodeError, Registry, Settings, node
 from loom.types import Image
-from nodes._lib.diffusion.loading import ModelLoadError
-from nodes._lib.diffusion.single_file import CONFIGS, detect_architecture, load_checkpoint_file, read_state_dict
-from nodes._lib.diffusion.tiny import save_diffusers, tiny_models
+from loom_nodes._lib.diffusion.loading import ModelLoadError
+from loom_nodes._lib.diffusion.single_file import CONFIGS, detect_architecture, load_checkpoint_file, read_state_dict
+from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
 _RESNET = {"norm1": "in_layers.0", "conv1": "in_layers.2", "norm2": "out_layers.0", "conv2": "out_layers.3",
            "time_emb_proj": "emb_layers.1", "conv_shortcut": "skip_connection"}
@@ -143,13 +143,13 @@ def keep_single_file_image(images: Image) -> Image:
 
 
 def _run_checkpoint(home: Path, name: str):
-    import nodes.diffusion_loaders  # noqa: F401
-    import nodes.latents  # noqa: F401
-    import nodes.vae_nodes  # noqa: F401
+    import loom_nodes.diffusion_loaders  # noqa: F401
+    import loom_nodes.latents  # noqa: F401
+    import loom_nodes.vae_nodes  # noqa: F401
     reg = Registry()
-    reg.add_module("nodes.diffusion_loaders")
-    reg.add_module("nodes.vae_nodes")
-    reg.add_module("nodes.latents")
+    reg.add_module("loom_nodes.diffusion_loaders")
+    reg.add_module("loom_nodes.vae_nodes")
+    reg.add_module("loom_nodes.latents")
     reg.add_module(__name__)
     wf = {"nodes": {
         "c": {"type": "load_checkpoint", "inputs": {"checkpoint": name}},

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from loom import Executor, Registry, Settings, Workflow, node
-from loom.settings import REPO_MODELS, REPO_WORKFLOWS
+from loom.settings import SHIPPED_MODELS, SHIPPED_WORKFLOWS
 from loom.types import Image
-from nodes._lib import shapes
-from nodes._lib.judge import ShapesJudge
+from loom_nodes._lib import shapes
+from loom_nodes._lib.judge import ShapesJudge
 
 PROMPT_SEED = 31337  # 20 fixed captions, not drawn by the training scripts
 GAN_SHAPE_FLOOR = 0.4  # twice chance (5 shapes); the shipped GAN measures about 0.6 (bench/quality.py)
@@ -28,7 +28,7 @@ def judged(tmp_path_factory):
     reg = Registry.default(settings)
     reg.add(t_grab)
     ex = Executor(reg, settings=settings)
-    wf = Workflow.load(REPO_WORKFLOWS / "text_to_image.json")
+    wf = Workflow.load(SHIPPED_WORKFLOWS / "text_to_image.json")
     del wf.nodes["save"]
     wf.nodes["grab"] = {"type": "t_grab", "inputs": {"images": {"node": "decode", "output": "image"}}}
     wf.nodes["latent"]["inputs"]["batch"] = 1
@@ -39,7 +39,7 @@ def judged(tmp_path_factory):
         wf.nodes["sample"]["inputs"]["seed"] = i
         images.append(ex.run(wf).outputs["grab"]["image"])
     x = torch.cat(images)
-    judge = ShapesJudge.load(REPO_MODELS / "embedded" / "shapes-judge")
+    judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
     pred, truth = judge.predict(x), shapes.labels_tensor(specs)
     return {k: float((pred[k] == truth[k]).float().mean()) for k in ("colour", "shape", "position")}
 
@@ -51,7 +51,7 @@ def test_prompt_adherence_is_far_above_chance(judged, attribute, chance):
 
 def test_judge_knows_real_images():
     x, _, specs = shapes.make_batch(64, PROMPT_SEED + 1)
-    judge = ShapesJudge.load(REPO_MODELS / "embedded" / "shapes-judge")
+    judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
     pred, truth = judge.predict(x), shapes.labels_tensor(specs)
     assert all(float((pred[k] == truth[k]).float().mean()) > 0.95 for k in ("colour", "shape", "position"))
 
@@ -64,7 +64,7 @@ def test_shipped_gan_draws_varied_samples_of_the_requested_shape(tmp_path):
     reg = Registry.default(settings)
     reg.add(t_grab)
     ex = Executor(reg, settings=settings)
-    judge = ShapesJudge.load(REPO_MODELS / "embedded" / "shapes-judge")
+    judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
     hits, spreads = 0, []
     for c, name in enumerate(shapes.SHAPES):
         wf = {"nodes": {

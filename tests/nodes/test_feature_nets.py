@@ -10,11 +10,11 @@ import skimage.data
 import torch
 import torch.nn.functional as F
 
-import nodes.features
+import loom_nodes.features
 from loom import Executor, NodeError, Registry, Settings, node
 from loom.types import FeatureExtractor
-from nodes._lib import feature_nets
-from nodes._lib.imageutil import from_numpy
+from loom_nodes._lib import feature_nets
+from loom_nodes._lib.imageutil import from_numpy
 
 
 @node(id="test_features_capture", output=True)
@@ -56,7 +56,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ex(home: Path) -> Executor:
     reg = Registry()
-    reg.add_module("nodes.features")
+    reg.add_module("loom_nodes.features")
     reg.add(capture)
     return Executor(reg, settings=Settings(home=home))
 

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import nodes.gan
-import nodes.vae_sampling
+import loom_nodes.gan
+import loom_nodes.vae_sampling
 from loom import Executor, NodeError, Registry, Settings, node
 from loom.types import Image
-from nodes._lib.dcgan import DCGANGenerator
-from nodes._lib.stylegan import StyleGANGenerator
+from loom_nodes._lib.dcgan import DCGANGenerator
+from loom_nodes._lib.stylegan import StyleGANGenerator
 
 
 @node(id="test_gan_capture", output=True)
@@ -63,7 +63,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ex(home: Path) -> Executor:
     reg = Registry()
-    reg.add_module("nodes.gan")
+    reg.add_module("loom_nodes.gan")
     reg.add(capture)
     return Executor(reg, settings=Settings(home=home))
 
@@ -142,7 +142,7 @@ def test_embedded_fp16_generator_with_class_names_in_loom_json(ex: Executor) -> 
                     reason="the embedded shapes-gan is not trained yet")
 def test_loom_shapes_gan_generates_each_class(tmp_path: Path) -> None:
     reg = Registry()
-    reg.add_module("nodes.gan")
+    reg.add_module("loom_nodes.gan")
     reg.add(capture)
     gan = nodes.gan.read_gan(Path(__file__).resolve().parents[2] / "models/embedded/shapes-gan")
     local = Executor(reg, settings=Settings(home=tmp_path))
@@ -190,7 +190,7 @@ def test_missing_weights_and_foreign_generator(ex: Executor, home: Path, tmp_pat
 from diffusers import AutoencoderKL  # noqa: E402
 
 from loom.types import VAE  # noqa: E402
-from nodes._lib.diffusion.components import DiffusionVAE  # noqa: E402
+from loom_nodes._lib.diffusion.components import DiffusionVAE  # noqa: E402
 
 _TINY_VAE: dict[str, DiffusionVAE] = {}
 
@@ -234,7 +234,7 @@ def capture_sample(image: Image, latent: nodes.vae_sampling.Latent) -> nodes.vae
 @pytest.fixture(scope="module")
 def vex(tmp_path_factory: pytest.TempPathFactory) -> Executor:
     reg = Registry()
-    reg.add_module("nodes.vae_sampling")
+    reg.add_module("loom_nodes.vae_sampling")
     reg.add(tiny_vae_node, checker, capture_sample)
     return Executor(reg, settings=Settings(home=tmp_path_factory.mktemp("vhome")))
 

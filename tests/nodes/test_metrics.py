@@ -10,12 +10,12 @@ import skimage.metrics
 import torch
 import torch.nn.functional as F
 
-import nodes.features  # noqa: F401 - registers the nodes
-import nodes.metrics  # noqa: F401 - registers the nodes
+import loom_nodes.features  # noqa: F401 - registers the nodes
+import loom_nodes.metrics  # noqa: F401 - registers the nodes
 from loom import Executor, NodeError, Registry, Settings, node
 from loom.types import Image
-from nodes._lib import image_metrics as im
-from nodes._lib.imageutil import from_numpy
+from loom_nodes._lib import image_metrics as im
+from loom_nodes._lib.imageutil import from_numpy
 
 SOURCES = ("astronaut", "coffee", "chelsea", "rocket")
 
@@ -50,8 +50,8 @@ def images(count: int = 6, size: int = 48, noise: float = 0.0, blur: float = 0.0
 @pytest.fixture(scope="module")
 def ex(tmp_path_factory: pytest.TempPathFactory) -> Executor:
     reg = Registry()
-    reg.add_module("nodes.features")
-    reg.add_module("nodes.metrics")
+    reg.add_module("loom_nodes.features")
+    reg.add_module("loom_nodes.metrics")
     reg.add(images)
     return Executor(reg, settings=Settings(home=tmp_path_factory.mktemp("home")))
 

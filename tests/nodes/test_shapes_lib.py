@@ -1,4 +1,4 @@
-"""Fast tests for the shapes data set, MiniLM encoder, DCGAN and judge in nodes/_lib."""
+"""Fast tests for the shapes data set, MiniLM encoder, DCGAN and judge in nodes/loom_nodes/_lib."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from nodes._lib import shapes
-from nodes._lib.dcgan import DCGANDiscriminator, DCGANGenerator
-from nodes._lib.judge import HEADS, ShapesJudge
+from loom_nodes._lib import shapes
+from loom_nodes._lib.dcgan import DCGANDiscriminator, DCGANGenerator
+from loom_nodes._lib.judge import HEADS, ShapesJudge
 
 
 def test_constants_fixed() -> None:
@@ -74,13 +74,13 @@ def test_parse_caption_rejects_and_normalises() -> None:
 
 @pytest.fixture(scope="module")
 def minilm():
-    from nodes._lib.minilm import MiniLM
+    from loom_nodes._lib.minilm import MiniLM
 
     return MiniLM.from_package()
 
 
 def test_minilm_encode_shape_and_content(minilm) -> None:
-    from nodes._lib.minilm import HIDDEN, MAX_TOKENS
+    from loom_nodes._lib.minilm import HIDDEN, MAX_TOKENS
 
     texts = ["a large red circle at the top left on a blue background",
              "a small green star at the bottom right on a white background", ""]

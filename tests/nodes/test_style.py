@@ -7,12 +7,12 @@ from typing import Any, Literal, NamedTuple
 import pytest
 import torch
 
-import nodes.features  # noqa: F401 - registers the nodes
-import nodes.style
+import loom_nodes.features  # noqa: F401 - registers the nodes
+import loom_nodes.style
 from loom import BaseObserver, Executor, Interrupted, NodeError, RecordingObserver, Registry, Settings, node
 from loom.types import Image
-from nodes._lib.style_losses import content_loss, gram, mixed_gram, style_loss, tv_loss
-from nodes.style import StyleLosses
+from loom_nodes._lib.style_losses import content_loss, gram, mixed_gram, style_loss, tv_loss
+from loom_nodes.style import StyleLosses
 
 
 @node(id="test_style_pattern")
@@ -51,8 +51,8 @@ def capture_image(image: Image) -> Image:
 @pytest.fixture(scope="module")
 def ex(tmp_path_factory: pytest.TempPathFactory) -> Executor:
     reg = Registry()
-    reg.add_module("nodes.features")
-    reg.add_module("nodes.style")
+    reg.add_module("loom_nodes.features")
+    reg.add_module("loom_nodes.style")
     reg.add(pattern, capture, capture_image)
     return Executor(reg, settings=Settings(home=tmp_path_factory.mktemp("home")))
 

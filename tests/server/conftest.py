@@ -7,7 +7,7 @@ import pytest
 
 from loom import Registry, Settings
 from loom.plugins import load_folder
-from server import ServerConfig, create_app
+from loom_server import ServerConfig, create_app
 from srv_helpers import NODES_DIR
 
 

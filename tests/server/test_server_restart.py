@@ -1,4 +1,4 @@
-"""A real `python -m server` killed with SIGKILL loses nothing: queued and running runs complete."""
+"""A real `python -m loom_server` killed with SIGKILL loses nothing: queued and running runs complete."""
 from __future__ import annotations
 
 import json
@@ -38,7 +38,7 @@ def _call(port: int, method: str, path: str, body: Any = None) -> tuple[int, Any
 
 def _start(home: Path, port: int) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--home", str(home), "--port", str(port),
+        [sys.executable, "-m", "loom_server", "--home", str(home), "--port", str(port),
          "--custom-nodes", str(NODES_DIR), "--device", "cpu"],
         cwd=REPO, stdout=subprocess.DEVNULL, stderr=open(home / f"server-{port}.log", "ab"))
     deadline = time.monotonic() + 60

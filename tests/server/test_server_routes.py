@@ -6,9 +6,9 @@ import re
 
 from loom import Registry
 from loom.plugins import load_folder
-from loom.settings import REPO_WORKFLOWS
-from server import ServerConfig
-from server.routes_files import web_root
+from loom.settings import SHIPPED_WORKFLOWS
+from loom_server import ServerConfig
+from loom_server.routes_files import web_root
 from srv_helpers import NODES_DIR, add_show
 
 
@@ -57,7 +57,7 @@ async def test_models_lists_files_per_kind(client, settings):
 
 async def test_workflows_examples_and_saved(client, settings):
     listing = (await (await client.get("/api/workflows")).json())["workflows"]
-    examples = {p.stem for p in REPO_WORKFLOWS.glob("*.json")}
+    examples = {p.stem for p in SHIPPED_WORKFLOWS.glob("*.json")}
     assert {w["name"] for w in listing if w["source"] == "example"} == examples
     wf = {**add_show(), "meta": {"title": "Adds"}}
     resp = await client.put("/api/workflows/my flow-1", json=wf)
@@ -71,7 +71,7 @@ async def test_workflows_examples_and_saved(client, settings):
     if examples:
         name = sorted(examples)[0]
         example = await (await client.get(f"/api/workflows/{name}?source=example")).json()
-        assert example == json.loads((REPO_WORKFLOWS / f"{name}.json").read_text())
+        assert example == json.loads((SHIPPED_WORKFLOWS / f"{name}.json").read_text())
     for bad in ["..", ".hidden", "a%2Fb", "a\\b", "x" * 101]:
         resp = await client.put(f"/api/workflows/{bad}", json=wf)
         assert resp.status in (400, 404), bad

@@ -222,7 +222,7 @@ async def test_many_runs_queued_at_once_all_finish(client):
 
 
 def test_a_run_that_keeps_crashing_the_server_fails_after_three_tries(tmp_path):
-    from server.queue_store import MAX_ATTEMPTS, QueueStore
+    from loom_server.queue_store import MAX_ATTEMPTS, QueueStore
     store = QueueStore(tmp_path / "q.sqlite3")
     run_id, _ = store.add(add_show())
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -241,7 +241,7 @@ async def test_a_run_cut_off_by_shutdown_is_queued_again(client, settings):
     later = await queue(client, add_show())
     await wait_status(client, run_id, ("running",))
     await client.close()  # graceful shutdown: interrupts the run, keeps it
-    from server.queue_store import QueueStore
+    from loom_server.queue_store import QueueStore
     store = QueueStore(settings.user / "queue.sqlite3")
     runs = {r["id"]: r for r in store.list()[0]}
     assert runs[run_id]["status"] == "queued" and runs[run_id]["position"] == 0

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import FormData, WSServerHandshakeError
 from PIL import Image
 
-from server import ServerConfig, create_app
+from loom_server import ServerConfig, create_app
 from srv_helpers import add_show
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from server.events import Hub
+from loom_server.events import Hub
 from srv_helpers import counter, events_until_end, queue
 
 

@@ -34,7 +34,7 @@ class ServerThread:
         self._thread = threading.Thread(target=self._main, name="loom-test-server", daemon=True)
 
     def _main(self) -> None:
-        from server import ServerConfig, create_app
+        from loom_server import ServerConfig, create_app
         asyncio.set_event_loop(self.loop)
         try:
             app = create_app(self.settings, ServerConfig(port=0))

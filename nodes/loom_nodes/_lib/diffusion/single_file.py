@@ -1,6 +1,6 @@
 """Single-file SD 1.x / 2.x / SDXL checkpoints through diffusers' single-file conversion.
 
-The architecture configs ship in ``nodes/_lib/configs/<arch>/`` so nothing is fetched.
+The architecture configs ship in ``nodes/loom_nodes/_lib/configs/<arch>/`` so nothing is fetched.
 Files load safely: ``.safetensors``, or ``torch.load(weights_only=True)`` for ``.ckpt``;
 a checkpoint that needs arbitrary pickle code is refused.
 """

@@ -30,7 +30,7 @@ class ServerConfig:
     max_body_mb: float = 16.0
     max_image_pixels: int = 8192 * 8192
     allowed_origins: list[str] = field(default_factory=list)
-    web_dir: Path | None = None  # None: the repo's web/ folder
+    web_dir: Path | None = None  # None: the web/ folder Loom ships
     ws_queue_limit: int = 50_000
     preview_interval_s: float = 0.2
     progress_interval_s: float = 0.05

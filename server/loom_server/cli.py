@@ -39,7 +39,7 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _common_parent() -> argparse.ArgumentParser:
-    """The shared flags, for ``python -m server`` (``loom serve`` gets them from loom.cli)."""
+    """The shared flags, for ``python -m loom_server`` (``loom serve`` gets them from loom.cli)."""
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--home", type=Path, default=None, help="home folder (default: cwd)")
     p.add_argument("--models-dir", type=Path, action="append", default=[], help="extra model root")
@@ -102,8 +102,8 @@ def serve_main(ns: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m server [flags]``."""
-    parser = argparse.ArgumentParser(prog="python -m server", parents=[_common_parent()],
+    """``python -m loom_server [flags]``."""
+    parser = argparse.ArgumentParser(prog="python -m loom_server", parents=[_common_parent()],
                                      description="Serve the canvas and the HTTP + WebSocket API.")
     add_serve_flags(parser)
     parser.set_defaults(standalone=True)

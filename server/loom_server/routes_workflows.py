@@ -17,9 +17,9 @@ SOURCES = ("saved", "example")
 
 
 def examples_dir() -> Path:
-    """The repo's workflows/ folder."""
-    from loom.settings import REPO_WORKFLOWS
-    return REPO_WORKFLOWS
+    """The example workflows Loom ships (the repo's workflows/ folder)."""
+    from loom.settings import SHIPPED_WORKFLOWS
+    return SHIPPED_WORKFLOWS
 
 
 def _saved_dir(request: web.Request) -> Path:

