@@ -1,4 +1,4 @@
-"""The import rules of DESIGN.md: loom → nothing of ours; nodes → loom; server → loom."""
+"""The import rules of docs/architecture.md: loom → nothing of ours; nodes → loom; server → loom."""
 from __future__ import annotations
 
 import ast

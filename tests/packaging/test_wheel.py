@@ -55,3 +55,10 @@ def test_a_local_nodes_or_server_module_does_not_shadow_loom(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert '"save_image"' in r.stdout and "wrong module" not in r.stderr
+
+
+def test_docs_are_self_contained():
+    """The repo's docs never point at files a user does not have."""
+    for doc in [REPO_ROOT / "README.md", *(REPO_ROOT / "docs").glob("*.md")]:
+        text = doc.read_text(encoding="utf-8")
+        assert "DESIGN.md" not in text and "../shared" not in text, doc.name
