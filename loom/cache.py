@@ -1,4 +1,4 @@
-"""Cache keys and the bounded LRU cache of node outputs."""
+"""Cache keys and the byte-bounded LRU cache of node outputs."""
 from __future__ import annotations
 
 import dataclasses
@@ -6,10 +6,17 @@ import hashlib
 import json
 import threading
 from collections import OrderedDict
-from functools import singledispatch
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import torch
+
+from .settings import default_ram_budget
+
+Owner = Callable[[Any], "str | None"]
+"""Says which model-manager entry holds an object (None: not a managed model)."""
+
+DEFAULT_MAX_ENTRIES = 1_000_000  # a safety net only: the cache is bounded by bytes
+_MAX_DEPTH = 6
 
 
 def literal_key(value: Any) -> str:
@@ -30,129 +37,187 @@ def node_key(type_id: str, version: int, literals: dict[str, Any],
     return h.hexdigest()
 
 
-def estimate_bytes(value: Any) -> int:
-    """A rough size of a cached value: tensors, arrays, modules and containers of them.
+class _Walk:
+    """One size estimate: objects are visited once each; managed models are not counted."""
 
-    Objects are walked through their attributes once each (shared tensors count once);
-    anything else costs a small constant.
+    def __init__(self, owner: Owner | None) -> None:
+        self.owner = owner
+        self.seen: set[int] = set()
+        self.held: set[str] = set()  # model-manager keys the value references
+
+    def size(self, value: Any, depth: int) -> int:
+        if isinstance(value, (str, bytes)):
+            return 48 + len(value)
+        if value is None or isinstance(value, (int, float, complex)):
+            return 48
+        ident = id(value)
+        if ident in self.seen:
+            return 0
+        self.seen.add(ident)
+        if self.owner is not None and not isinstance(value, (list, tuple, dict)):
+            key = self.owner(value)
+            if key is not None:  # counted once, by the model manager
+                self.held.add(key)
+                return 0
+        if isinstance(value, torch.Tensor):
+            return value.numel() * value.element_size()
+        if isinstance(value, torch.nn.Module):
+            return sum(self.size(t, depth) for t in [*value.parameters(), *value.buffers()])
+        if depth > _MAX_DEPTH:
+            return 0
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return 64 + sum(self.size(v, depth + 1) for v in value)
+        if isinstance(value, dict):
+            return 64 + sum(self.size(v, depth + 1) for v in value.values())
+        if type(value).__module__.startswith("numpy"):  # arrays and scalars
+            nbytes = getattr(value, "nbytes", None)
+            if isinstance(nbytes, int):
+                return nbytes
+        if isinstance(value, type):
+            return 64
+        if dataclasses.is_dataclass(value):
+            return 64 + sum(self.size(getattr(value, f.name, None), depth + 1)
+                            for f in dataclasses.fields(value))
+        attrs = getattr(value, "__dict__", None)
+        if isinstance(attrs, dict):
+            return 64 + sum(self.size(v, depth + 1) for v in attrs.values())
+        return 64
+
+
+def estimate(value: Any, owner: Owner | None = None) -> tuple[int, set[str]]:
+    """A rough size of ``value`` and the model-manager keys it references.
+
+    Tensors, arrays, modules and containers of them are walked (objects through their
+    attributes, each object once); an object ``owner`` names is held by the model manager
+    and counted there, not here.
     """
-    return _size(value, set(), 0)
+    walk = _Walk(owner)
+    return walk.size(value, 0), walk.held
 
 
-@singledispatch
-def _size(value: Any, seen: set[int], depth: int) -> int:
-    if depth > 6 or id(value) in seen:
-        return 0
-    seen.add(id(value))
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return 64 + sum(_size(getattr(value, f.name), seen, depth + 1) for f in dataclasses.fields(value))
-    attrs = getattr(value, "__dict__", None)
-    if isinstance(attrs, dict) and not isinstance(value, type):
-        return 64 + sum(_size(v, seen, depth + 1) for v in attrs.values())
-    return 64
+def estimate_bytes(value: Any) -> int:
+    """A rough size of a cached value: tensors, arrays, modules and containers of them."""
+    return estimate(value)[0]
 
 
-@_size.register
-def _(value: torch.Tensor, seen: set[int], depth: int) -> int:
-    if id(value) in seen:
-        return 0
-    seen.add(id(value))
-    return value.numel() * value.element_size()
-
-
-@_size.register
-def _(value: torch.nn.Module, seen: set[int], depth: int) -> int:
-    if id(value) in seen:
-        return 0
-    seen.add(id(value))
-    return sum(_size(t, seen, depth) for t in list(value.parameters()) + list(value.buffers()))
-
-
-@_size.register(list)
-@_size.register(tuple)
-def _(value: list | tuple, seen: set[int], depth: int) -> int:
-    return 64 + sum(_size(v, seen, depth + 1) for v in value)
-
-
-@_size.register
-def _(value: dict, seen: set[int], depth: int) -> int:
-    return 64 + sum(_size(v, seen, depth + 1) for v in value.values())
-
-
-@_size.register(str)
-@_size.register(bytes)
-@_size.register(int)
-@_size.register(float)
-def _(value: Any, seen: set[int], depth: int) -> int:
-    return 48 + (len(value) if isinstance(value, (str, bytes)) else 0)
-
-
-try:
-    import numpy as np
-
-    @_size.register
-    def _(value: np.ndarray, seen: set[int], depth: int) -> int:
-        return int(value.nbytes)
-except ImportError:  # pragma: no cover
-    pass
-
-
-def _default_byte_limit() -> int:
-    try:
-        import os
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-        return int(total * 0.5)
-    except (ValueError, OSError, AttributeError):  # pragma: no cover
-        return 8 << 30
+_Item = tuple[dict[str, Any], dict[str, Any], int, frozenset[str]]
 
 
 class OutputCache:
-    """LRU of {key: (outputs, ui)} bounded by entry count and estimated bytes. Thread-safe."""
+    """LRU of {key: (outputs, ui)} bounded by estimated bytes (and a large entry count). Thread-safe.
 
-    def __init__(self, max_entries: int = 1024, max_bytes: int | None = None) -> None:
+    ``max_bytes`` is a number or a function giving the current bound (the executor shares
+    one RAM budget between loaded models and cached outputs). Keys passed to ``pin`` (the
+    outputs the running workflow needs) are never evicted until ``release``; bytes of models
+    that ``owner`` names are left to the model manager, and ``drop_holding`` forgets entries
+    that reference a model the manager let go.
+    """
+
+    def __init__(self, max_entries: int = DEFAULT_MAX_ENTRIES,
+                 max_bytes: int | Callable[[], int] | None = None, owner: Owner | None = None) -> None:
         self.max_entries = max_entries
-        self.max_bytes = max_bytes if max_bytes is not None else _default_byte_limit()
-        self._data: "OrderedDict[str, tuple[dict[str, Any], dict[str, Any], int]]" = OrderedDict()
+        self.max_bytes: int | Callable[[], int] = max_bytes if max_bytes is not None else default_ram_budget()
+        self.owner = owner
+        self._data: "OrderedDict[str, _Item]" = OrderedDict()  # evictable, least recent first
+        self._pinned: dict[str, _Item] = {}                     # needed by the running workflow
+        self._pins: set[str] = set()
+        self._holders: dict[str, set[str]] = {}                 # model key → cache keys
         self._bytes = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    @property
+    def limit(self) -> int:
+        """The byte bound right now."""
+        return int(self.max_bytes() if callable(self.max_bytes) else self.max_bytes)
 
     def get(self, key: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """The entry for ``key`` (marking it recently used) or None."""
         with self._lock:
-            item = self._data.get(key)
+            item = self._pinned.get(key)
             if item is None:
-                return None
-            self._data.move_to_end(key)
+                item = self._data.get(key)
+                if item is None:
+                    return None
+                self._data.move_to_end(key)
             return item[0], item[1]
 
     def put(self, key: str, outputs: dict[str, Any], ui: dict[str, Any]) -> None:
-        """Store an entry, evicting the least recently used beyond the bounds."""
-        size = estimate_bytes(outputs)
+        """Store an entry, evicting the least recently used unpinned ones beyond the bounds."""
+        size, held = estimate(outputs, self.owner)
         with self._lock:
-            if key in self._data:
-                self._bytes -= self._data.pop(key)[2]
-            if size > self.max_bytes or self.max_entries <= 0:
+            self._remove(key)
+            if self.max_entries <= 0 or size > self.limit:
                 return
-            self._data[key] = (outputs, ui, size)
+            item = (outputs, ui, size, frozenset(held))
+            if key in self._pins:
+                self._pinned[key] = item
+            else:
+                self._data[key] = item
+            for model in held:
+                self._holders.setdefault(model, set()).add(key)
             self._bytes += size
-            while len(self._data) > self.max_entries or self._bytes > self.max_bytes:
-                _, (_, _, s) = self._data.popitem(last=False)
-                self._bytes -= s
+            self._trim()
+
+    def pin(self, keys: Iterable[str]) -> None:
+        """Keep these entries (present or stored later) until ``release``."""
+        with self._lock:
+            for key in keys:
+                self._pins.add(key)
+                item = self._data.pop(key, None)
+                if item is not None:
+                    self._pinned[key] = item
+
+    def release(self) -> None:
+        """Make pinned entries evictable again (as the most recently used) and apply the bounds."""
+        with self._lock:
+            for key, item in self._pinned.items():
+                self._data[key] = item
+                self._data.move_to_end(key)
+            self._pinned.clear()
+            self._pins.clear()
+            self._trim()
+
+    def drop_holding(self, model_key: str) -> None:
+        """Forget every entry that references the model-manager entry ``model_key``."""
+        with self._lock:
+            for key in list(self._holders.pop(model_key, ())):
+                self._remove(key)
+
+    def _remove(self, key: str) -> None:
+        item = self._pinned.pop(key, None)
+        if item is None:
+            item = self._data.pop(key, None)
+        if item is None:
+            return
+        self._bytes -= item[2]
+        for model in item[3]:
+            holders = self._holders.get(model)
+            if holders is not None:
+                holders.discard(key)
+                if not holders:
+                    del self._holders[model]
+
+    def _trim(self) -> None:
+        limit = self.limit
+        while self._data and (len(self) > self.max_entries or self._bytes > limit):
+            self._remove(next(iter(self._data)))
 
     def __contains__(self, key: str) -> bool:
         with self._lock:
-            return key in self._data
+            return key in self._pinned or key in self._data
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._data) + len(self._pinned)
 
     @property
     def bytes(self) -> int:
-        """Estimated bytes held."""
+        """Estimated bytes held (models held by the model manager are not counted here)."""
         return self._bytes
 
     def clear(self) -> None:
-        """Drop everything."""
+        """Drop everything (pins stay: they belong to the running workflow)."""
         with self._lock:
             self._data.clear()
+            self._pinned.clear()
+            self._holders.clear()
             self._bytes = 0

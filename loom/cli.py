@@ -30,8 +30,22 @@ def common_parser() -> argparse.ArgumentParser:
     g.add_argument("--precision", default="auto", help="auto, fp32, fp16 or bf16")
     g.add_argument("--vram-budget-gb", type=float, default=None,
                    help="GPU memory loaded models may use before the least recently used go to CPU RAM")
+    g.add_argument("--ram-budget-gb", type=_positive_gb, default=None,
+                   help="CPU RAM loaded models and cached outputs may use before the least recently "
+                        "used are released (default: half of this machine's RAM)")
     g.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
+
+
+def _positive_gb(text: str) -> float:
+    """A size in GB above zero (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of GB") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a size above 0 GB")
+    return value
 
 
 def settings_from_args(ns: argparse.Namespace) -> Settings:
@@ -39,7 +53,8 @@ def settings_from_args(ns: argparse.Namespace) -> Settings:
     return Settings(home=ns.home or Path.cwd(), models_dirs=list(ns.models_dir),
                     custom_nodes_dirs=list(ns.custom_nodes), output_dir=ns.output_dir,
                     device=ns.device, precision=ns.precision,
-                    vram_budget_gb=ns.vram_budget_gb)
+                    vram_budget_gb=ns.vram_budget_gb,
+                    ram_budget_gb=getattr(ns, "ram_budget_gb", None))
 
 
 def parse_set(items: Sequence[str]) -> list[tuple[str, str, Any]]:
@@ -59,8 +74,12 @@ def parse_set(items: Sequence[str]) -> list[tuple[str, str, Any]]:
 
 
 def _load(path: str) -> Any:
-    from .workflow import Workflow
-    return Workflow.load(path)
+    """A Loom workflow file, or another program's converted by an importer (its report on stderr)."""
+    from .importers import format_report, load
+    wf, report = load(path)
+    if report is not None:
+        print(format_report(report), file=sys.stderr)
+    return wf
 
 
 def cmd_validate(ns: argparse.Namespace) -> int:
@@ -74,6 +93,7 @@ def cmd_validate(ns: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     reg = Registry.default(settings)
+    _warn_plugin_errors(reg)
     problems = validate(wf, reg, settings)
     if ns.json:
         print(json.dumps({"valid": not problems, "problems": [p.to_dict() for p in problems]}, indent=2))
@@ -100,23 +120,29 @@ def cmd_nodes(ns: argparse.Namespace) -> int:
             print(f"{s['category']:<18} {s['id']:<24} ({ins}) -> {outs}")
             if s["description"]:
                 print(f"{'':<18} {'':<24} {s['description']}")
+    _warn_plugin_errors(reg)
+    return 0
+
+
+def _warn_plugin_errors(reg: Any) -> None:
+    """One stderr line per plugin that failed to import."""
     for err in reg.plugin_errors:
         print(f"warning: plugin {err.plugin} failed to load: {err.error}", file=sys.stderr)
-    return 0
 
 
 def cmd_run(ns: argparse.Namespace) -> int:
     """Run a workflow file with progress bars and print where outputs went."""
+    from .devices import check_compute
     from .executor import Executor
     from .progress import TqdmObserver
     from .registry import Registry
     settings = settings_from_args(ns)
+    check_compute(settings.device, settings.precision)  # a LoomError: one line, exit 1
     wf = _load(ns.workflow)  # a WorkflowFileError is reported by main()
     for node_id, name, value in parse_set(ns.set):
         wf.set_input(node_id, name, value)
     reg = Registry.default(settings)
-    for err in reg.plugin_errors:
-        print(f"warning: plugin {err.plugin} failed to load: {err.error}", file=sys.stderr)
+    _warn_plugin_errors(reg)
     observer = TqdmObserver(wf)
     try:
         result = Executor(reg, settings=settings).run(wf, observer)
@@ -125,6 +151,9 @@ def cmd_run(ns: argparse.Namespace) -> int:
             print(p, file=sys.stderr)
         return 2
     except NodeError as exc:
+        if exc.error_type == "KeyboardInterrupt":  # Ctrl-C inside a node: the run failed there
+            print(f"interrupted in {exc.node}", file=sys.stderr)
+            return 130
         print(f"error: {exc.node}: {exc.error_type}: {exc.message}", file=sys.stderr)
         if ns.verbose:
             print(exc.traceback, file=sys.stderr)

@@ -1,11 +1,16 @@
 """Choosing the torch device and dtype from ``--device`` and ``--precision``."""
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from .errors import LoomError
 
+log = logging.getLogger(__name__)
+
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_WARNED: set[str] = set()  # precisions already warned about on the CPU (once per process)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -19,7 +24,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try:
         dev = torch.device(name)
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError, TypeError) as exc:
         raise LoomError(f"--device {name!r} is not a device (use auto, cpu, cuda, cuda:N or mps)") from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
@@ -34,17 +39,27 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """``auto`` → fp16 on CUDA/MPS (bf16 where CUDA supports it well), fp32 on CPU."""
-    precision = (precision or "auto").lower()
+    """``auto`` → fp16 on CUDA/MPS, fp32 on CPU; fp16/bf16 on a CPU run fp32 (warned once)."""
+    precision = (precision or "auto").strip().lower()
     if precision == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        if device.type == "mps":
+        if device.type in ("cuda", "mps"):
             return torch.float16
         return torch.float32
     if precision not in _DTYPES:
         raise LoomError(f"--precision {precision!r}: use auto, fp32, fp16 or bf16")
+    if device.type == "cpu" and precision != "fp32":
+        if precision not in _WARNED:
+            _WARNED.add(precision)
+            log.warning("--precision %s is ignored on the CPU: models compute in fp32 "
+                        "(half precision is used on GPUs only)", precision)
+        return torch.float32
     return _DTYPES[precision]
+
+
+def check_compute(device: str, precision: str) -> tuple[torch.device, torch.dtype]:
+    """Resolve ``--device`` and ``--precision`` up front; a LoomError with one line says what is wrong."""
+    dev = resolve_device(device)
+    return dev, resolve_dtype(precision, dev)
 
 
 def memory_info(device: torch.device) -> dict[str, int | str | None]:

@@ -44,6 +44,20 @@ class NodeError(LoomError):
         super().__init__(f"node {node!r} ({node_type}) failed: {error_type}: {message}")
 
 
+class MigrationError(LoomError):
+    """A node's migration raised (or returned something other than a dict) while upgrading.
+
+    ``cause`` is the exception the migration raised (None when it returned a wrong value).
+    """
+
+    def __init__(self, node: str, node_type: str, from_version: int, message: str,
+                 cause: BaseException | None = None) -> None:
+        self.node, self.node_type, self.from_version = node, node_type, from_version
+        self.message, self.cause = message, cause
+        super().__init__(f"node {node!r} ({node_type}): migrating from version {from_version} "
+                         f"failed: {message}")
+
+
 class UserInputError(LoomError):
     """Raised by nodes for bad input; ``input`` names the offending input when known."""
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import torch
 
-from .cache import OutputCache, literal_key, node_key
+from .cache import DEFAULT_MAX_ENTRIES, OutputCache, literal_key, node_key
 from .context import Context
 from .devices import resolve_device, resolve_dtype
-from .errors import Interrupted, NodeError, UserInputError, ValidationError
+from .errors import Interrupted, LoomError, MigrationError, NodeError, UserInputError, ValidationError
 from .model_manager import ModelManager
 from .models import resolve_model
 from .nodeapi import InputSpec, NodeSpec, check_widget_value
@@ -40,18 +40,32 @@ class RunResult:
 
 
 class Executor:
-    """Runs workflows one at a time; keeps an output cache across runs in this process."""
+    """Runs workflows one at a time; keeps an output cache across runs in this process.
 
-    def __init__(self, registry: Registry | None = None, cache_size: int = 1024,
+    Loaded models and cached outputs share one CPU RAM budget (``Settings.ram_budget_gb``):
+    models may use all of it (the least recently used are forgotten beyond it); cached
+    outputs get what models leave, but never less than a quarter of it. ``cache_bytes``
+    gives the output cache a fixed bound instead; ``cache_size`` is only a safety net on
+    the number of entries.
+    """
+
+    def __init__(self, registry: Registry | None = None, cache_size: int = DEFAULT_MAX_ENTRIES,
                  cache_bytes: int | None = None, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.registry = registry if registry is not None else Registry.default(self.settings)
-        self.cache = OutputCache(cache_size, cache_bytes)
+        self.ram_budget = self.settings.ram_budget_bytes
+        self.cache = OutputCache(cache_size, cache_bytes if cache_bytes is not None else self._cache_limit)
         self._interrupt = threading.Event()
         self._lock = threading.Lock()
         self._device: torch.device | None = None
+        self._dtype: torch.dtype | None = None
         self._models: ModelManager | None = None
         self.current_run: str | None = None
+
+    def _cache_limit(self) -> int:
+        """Bytes cached outputs may use: the RAM budget less loaded models, at least a quarter of it."""
+        models = self._models.ram_bytes if self._models is not None else 0
+        return max(self.ram_budget - models, self.ram_budget // 4)
 
     # --- devices -----------------------------------------------------------------
     @property
@@ -63,17 +77,22 @@ class Executor:
 
     @property
     def dtype(self) -> torch.dtype:
-        """The compute dtype for models."""
-        return resolve_dtype(self.settings.precision, self.device)
+        """The compute dtype for models (resolved on first use)."""
+        if self._dtype is None:
+            self._dtype = resolve_dtype(self.settings.precision, self.device)
+        return self._dtype
 
     @property
     def models(self) -> ModelManager:
-        """The model manager shared by every run."""
+        """The model manager shared by every run (its models are not counted again by the cache)."""
         if self._models is None:
             budget = None
             if self.settings.vram_budget_gb is not None:
                 budget = int(self.settings.vram_budget_gb * (1 << 30))
-            self._models = ModelManager(self.device, self.dtype, budget)
+            models = ModelManager(self.device, self.dtype, budget, ram_budget_bytes=self.ram_budget)
+            models.add_listener(self.cache.drop_holding)  # a forgotten model leaves the cache too
+            self.cache.owner = models.owner_of
+            self._models = models
         return self._models
 
     def interrupt(self) -> None:
@@ -92,16 +111,29 @@ class Executor:
             try:
                 return self._run(workflow, obs, run_id)
             finally:
+                self.cache.release()  # outputs of this run become evictable again
                 self.current_run = None
 
     def _run(self, workflow: Workflow | dict[str, Any], obs: Observer, run_id: str) -> RunResult:
         if isinstance(workflow, dict):
             workflow = Workflow.from_dict(workflow, copy_data=False)  # read, never written
-        wf = self.registry.upgrade(workflow)
+        try:
+            wf = self.registry.upgrade(workflow)
+        except MigrationError as exc:  # node code failed: that node's failure
+            err = _migration_error(exc)
+            obs.node_failed(run_id, err.node, err.error_type, err.message, err.traceback)
+            obs.run_failed(run_id, err.node, err.error_type, err.message)
+            raise err from exc
         problems, plan = check(wf, self.registry, self.settings, upgraded=True)
         if problems or plan is None:
             obs.run_failed(run_id, None, "ValidationError", "; ".join(map(str, problems)))
             raise ValidationError(problems)
+        try:  # a bad --device or --precision fails the run before any node runs
+            device, dtype = self.device, self.dtype
+        except LoomError as exc:
+            obs.run_failed(run_id, None, type(exc).__name__, str(exc))
+            raise
+        log.debug("run %s on %s in %s", run_id, device, dtype)
         nodes: dict[str, dict[str, Any]] = wf.nodes
         specs = {nid: self.registry[nodes[nid]["type"]] for nid in plan.needed}
         outputs = plan.outputs
@@ -117,6 +149,8 @@ class Executor:
             hit = self.cache.get(keys[nid]) if keys[nid] else None
             if hit is not None:
                 values[nid], uis[nid] = hit
+            _record_seeds(nid, nodes[nid], specs[nid], values, run_info)  # cached ones made it too
+        self.cache.pin([k for k in keys.values() if k])  # what this workflow needs stays cached
         need: set[str] = set(outputs)
         for nid in reversed(order):  # a cached node does not need its inputs
             if nid in need and nid not in values:
@@ -129,6 +163,7 @@ class Executor:
             for nid in run_order:
                 current = nid
                 if nid in values:
+                    _record_seeds(nid, nodes[nid], specs[nid], values, run_info)
                     result.cached.append(nid)
                     obs.node_cached(run_id, nid, uis[nid])
                     continue
@@ -172,7 +207,7 @@ class Executor:
             try:
                 kwargs = self._inputs(nid, entry, spec, values, run_info)
                 fp = str(spec.fingerprint(**kwargs))
-            except Exception as exc:  # noqa: BLE001 - reported when the node runs
+            except BaseException as exc:  # noqa: BLE001 - computed again, and failed, when the node runs
                 log.debug("fingerprint of %s failed: %s", nid, exc)
                 return None
         return node_key(spec.id, spec.version, literals, links, fp)
@@ -216,17 +251,22 @@ class Executor:
                  keys: dict[str, str | None], values: dict[str, dict[str, Any]],
                  uis: dict[str, dict[str, Any]], run_info: dict[str, Any],
                  wf_dict: dict[str, Any], obs: Observer, result: RunResult) -> None:
-        try:
+        try:  # inputs and a late key (a fingerprint is node code: its failure is the node's)
             kwargs = self._inputs(nid, entry, spec, values, run_info)
             if keys[nid] is None:
                 keys[nid] = self._late_key(nid, entry, spec, keys, kwargs)
-                hit = self.cache.get(keys[nid]) if spec.cache else None
+                hit = None
+                if spec.cache:
+                    self.cache.pin([keys[nid]])  # type: ignore[list-item]
+                    hit = self.cache.get(keys[nid])  # type: ignore[arg-type]
                 if hit is not None:
                     values[nid], uis[nid] = hit
                     result.cached.append(nid)
                     obs.node_cached(result.run_id, nid, uis[nid])
                     return
-        except UserInputError as exc:
+        except Interrupted:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... fail the node
             raise _node_error(nid, spec, exc) from exc
         obs.node_started(result.run_id, nid)
         ctx = Context(node_id=nid, node_type=spec.id, run_id=result.run_id,
@@ -237,9 +277,9 @@ class Executor:
         t0 = time.perf_counter()
         try:
             out = self._call(spec, ctx, kwargs)
-        except Interrupted:
+        except Interrupted:  # only ctx.check_interrupted/progress interrupt a run
             raise
-        except Exception as exc:  # noqa: BLE001 - every node failure becomes a NodeError
+        except BaseException as exc:  # noqa: BLE001 - every node failure becomes a NodeError
             raise _node_error(nid, spec, exc) from exc
         result.timings[nid] = time.perf_counter() - t0
         values[nid], uis[nid] = out, ctx.ui
@@ -280,6 +320,34 @@ class _LazyModels:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._executor.models, name)
+
+
+def _record_seeds(nid: str, entry: dict[str, Any], spec: NodeSpec, values: dict[str, dict[str, Any]],
+                  run_info: dict[str, Any]) -> None:
+    """Record the Seed inputs of a node that did not run (its outputs came from the cache).
+
+    Literal seeds are known from the workflow; a linked one when its parent's value is.
+    Executed nodes record theirs as their inputs are converted.
+    """
+    given = entry.get("inputs", {})
+    for inp in spec.inputs:
+        if inp.widget != "seed":
+            continue
+        v = given.get(inp.name)
+        if is_link(v):
+            v = values.get(v["node"], {}).get(v["output"])
+        elif v is None:
+            v = inp.default
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            run_info["seeds"][f"{nid}.{inp.name}"] = int(v)
+
+
+def _migration_error(exc: MigrationError) -> NodeError:
+    """A failed migration as the NodeError of its node."""
+    cause = exc.cause or exc
+    message = f"migrating from version {exc.from_version} failed: {exc.message}"
+    return NodeError(exc.node, exc.node_type, type(cause).__name__, message,
+                     "".join(traceback.format_exception(cause)))
 
 
 def _node_error(nid: str, spec: NodeSpec, exc: BaseException) -> NodeError:

@@ -1,13 +1,16 @@
-"""Keeps loaded models on the device under a memory budget, offloading the least recently used."""
+"""Keeps loaded models under two budgets: device memory (offload LRU to CPU) and CPU RAM (forget LRU)."""
 from __future__ import annotations
 
 import logging
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
+
+from .cache import estimate
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +30,16 @@ def modules_of(obj: Any) -> list[torch.nn.Module]:
     return [v for v in vars(obj).values() if isinstance(v, torch.nn.Module)] if hasattr(obj, "__dict__") else []
 
 
-def _device_of(module: torch.nn.Module) -> str:
-    p = next(module.parameters(), None)
-    return str(p.device) if p is not None else "cpu"
+@dataclass
+class _Entry:
+    """One loaded model: the object, what it is called, its RAM bytes and where it came from."""
+
+    obj: Any
+    label: str
+    bytes: int
+    ids: tuple[int, ...]        # the object and its modules, for ``owner_of``
+    source: str | None = None   # e.g. the file path; a new ``version`` of it replaces this one
+    version: str | None = None
 
 
 class ModelManager:
@@ -37,15 +47,22 @@ class ModelManager:
 
     ``load`` keeps any object (a module or a wrapper holding modules) under a key such as a
     file fingerprint; ``use`` puts modules on the device for a block, first offloading the
-    least recently used ones when the budget would be exceeded, and on CUDA out-of-memory
-    offloads everything else and retries once.
+    least recently used ones when the device budget would be exceeded, and on CUDA
+    out-of-memory offloads everything else and retries once. Loaded models together may use
+    ``ram_budget`` bytes: beyond it the least recently used are forgotten (freed once nothing
+    else references them), and callbacks given to ``add_listener`` hear of every key forgotten.
     """
 
-    def __init__(self, device: torch.device, dtype: torch.dtype, budget_bytes: int | None = None) -> None:
+    def __init__(self, device: torch.device, dtype: torch.dtype, budget_bytes: int | None = None,
+                 ram_budget_bytes: int | None = None) -> None:
         self.device, self.dtype = device, dtype
         self.budget = budget_bytes if budget_bytes is not None else self._default_budget(device)
-        self._loaded: "OrderedDict[str, tuple[Any, str]]" = OrderedDict()
+        self.ram_budget = ram_budget_bytes if ram_budget_bytes is not None else 1 << 62
+        self._loaded: "OrderedDict[str, _Entry]" = OrderedDict()
+        self._owners: dict[int, str] = {}
+        self._ram = 0
         self._on_device: "OrderedDict[int, torch.nn.Module]" = OrderedDict()
+        self._listeners: list[Callable[[str], None]] = []
         self._lock = threading.RLock()
 
     @staticmethod
@@ -55,35 +72,95 @@ class ModelManager:
             return int(total * 0.8)
         return 1 << 62  # on the CPU, "offloading" is moot
 
-    def load(self, key: str, loader: Callable[[], Any], label: str = "") -> Any:
-        """The model for ``key`` (e.g. a file fingerprint), loading it on the CPU the first time."""
+    # --- loading and forgetting ------------------------------------------------------
+    def load(self, key: str, loader: Callable[[], Any], label: str = "", *,
+             source: str | None = None, version: str | None = None) -> Any:
+        """The model for ``key`` (e.g. a file fingerprint), loading it on the CPU the first time.
+
+        With ``source`` (e.g. the file path) and ``version`` (its fingerprint), models loaded
+        from an older version of the same source are forgotten first.
+        """
         with self._lock:
-            if key in self._loaded:
+            entry = self._loaded.get(key)
+            if entry is not None:
                 self._loaded.move_to_end(key)
-                return self._loaded[key][0]
+                return entry.obj
+            stale = [k for k, e in self._loaded.items()
+                     if source is not None and e.source == source and e.version != version]
+        for old in stale:
+            log.info("%s changed on disk: forgetting %s", source, old)
+            self.forget(old)
         obj = loader()
         with self._lock:
-            self._loaded[key] = (obj, label or key)
+            if key in self._loaded:  # loaded meanwhile by another thread
+                return self._loaded[key].obj
+            size, _ = estimate(obj, self.owner_of)  # parts another entry holds count there
+            ids = tuple(dict.fromkeys([id(obj), *map(id, modules_of(obj))]))
+            self._loaded[key] = _Entry(obj, label or key, size, ids, source, version)
+            for ident in ids:
+                self._owners.setdefault(ident, key)
+            self._ram += size
+        self._trim_ram(keep=key)
         return obj
+
+    def owner_of(self, obj: Any) -> str | None:
+        """The key of the loaded model that ``obj`` is (or is a module of), else None."""
+        return self._owners.get(id(obj))
+
+    def add_listener(self, callback: Callable[[str], None]) -> None:
+        """Call ``callback(key)`` whenever a model is forgotten (e.g. to drop cached outputs)."""
+        self._listeners.append(callback)
 
     def keys(self) -> list[str]:
         """Keys of the loaded models, least recently used first (cheap, unlike ``loaded``)."""
         with self._lock:
             return list(self._loaded)
 
+    @property
+    def ram_bytes(self) -> int:
+        """Bytes of every loaded model (each module counted once)."""
+        return self._ram
+
     def forget(self, key: str) -> None:
         """Drop a loaded model (it is freed once nothing else references it)."""
         with self._lock:
             entry = self._loaded.pop(key, None)
-            if entry is not None:
-                for m in modules_of(entry[0]):
-                    self._on_device.pop(id(m), None)
+            if entry is None:
+                return
+            self._ram -= entry.bytes
+            for ident in entry.ids:
+                if self._owners.get(ident) == key:
+                    del self._owners[ident]
+            for m in modules_of(entry.obj):
+                if self._on_device.pop(id(m), None) is not None:
+                    m.to("cpu")  # frees device memory now even if a run still holds the object
+        for callback in self._listeners:
+            callback(key)
 
+    def _trim_ram(self, keep: str) -> None:
+        """Forget least recently used models while all of them exceed the RAM budget."""
+        while True:
+            with self._lock:
+                if self._ram <= self.ram_budget:
+                    return
+                victim = next((k for k in self._loaded if k != keep), None)
+                if victim is None:
+                    log.warning("%s alone (%.1f GB) exceeds the RAM budget of %.1f GB (--ram-budget-gb)",
+                                self._loaded[keep].label, self._ram / (1 << 30), self.ram_budget / (1 << 30))
+                    return
+                label = self._loaded[victim].label
+            log.info("RAM budget: releasing %s", label)
+            self.forget(victim)
+
+    # --- device placement ------------------------------------------------------------
     @contextmanager
     def use(self, *modules: torch.nn.Module) -> Iterator[None]:
         """Put ``modules`` on the device for the block, offloading others if over budget."""
         with self._lock:
             for m in modules:
+                owner = self._owners.get(id(m))
+                if owner is not None and owner in self._loaded:
+                    self._loaded.move_to_end(owner)  # in use: the last to be forgotten
                 self._to_device(m, keep=modules)
         yield
 
@@ -133,21 +210,20 @@ class ModelManager:
 
     def unload_all(self) -> None:
         """Move everything to the CPU and forget it (frees device memory)."""
-        with self._lock:
-            for m in self._on_device.values():
-                m.to("cpu")
-            self._on_device.clear()
-            self._loaded.clear()
+        self.offload_all()
+        for key in self.keys():
+            self.forget(key)
         self._empty_cache()
 
+    # --- reporting -------------------------------------------------------------------
     def loaded(self) -> list[dict[str, Any]]:
         """What is loaded, where, and how big (for /api/system), most recently used last."""
         with self._lock:
             rows = []
-            for key, (obj, label) in self._loaded.items():
-                mods = modules_of(obj)
+            for key, entry in self._loaded.items():
+                mods = modules_of(entry.obj)
                 on_dev = [m for m in mods if id(m) in self._on_device]
-                rows.append({"key": key, "label": label, "class": type(obj).__name__,
+                rows.append({"key": key, "label": entry.label, "class": type(entry.obj).__name__,
                              "bytes": sum(module_bytes(m) for m in mods),
                              "device": (str(self.device) if on_dev and len(on_dev) == len(mods)
                                         else "cpu" if not on_dev else "partly " + str(self.device)),
@@ -156,8 +232,10 @@ class ModelManager:
             return rows
 
     def stats(self) -> dict[str, Any]:
-        """Device, budget and bytes on the device (for /api/system)."""
+        """Device, budgets and bytes on the device and in RAM (for /api/system)."""
         with self._lock:
             return {"device": str(self.device), "dtype": str(self.dtype).replace("torch.", ""),
                     "budget_bytes": self.budget if self.budget < (1 << 60) else None,
-                    "on_device_bytes": self._used(), "loaded": len(self._loaded)}
+                    "on_device_bytes": self._used(), "loaded": len(self._loaded),
+                    "ram_budget_bytes": self.ram_budget if self.ram_budget < (1 << 60) else None,
+                    "ram_bytes": self._ram}

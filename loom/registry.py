@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from .errors import RegistryError
+from .errors import MigrationError, RegistryError
 from .models import list_models
 from .nodeapi import InputSpec, NodeSpec, declared_in
 from .settings import Settings
@@ -116,12 +116,28 @@ class Registry:
             if not isinstance(ver, int) or ver >= spec.version:
                 nodes[nid] = entry
                 continue
-            inputs = copy.deepcopy(entry.get("inputs", {}))
-            for v in range(max(ver, 1), spec.version):
-                if v in spec.migrations:
-                    inputs = spec.migrations[v](inputs)
-            nodes[nid] = {**entry, "inputs": inputs, "version": spec.version}
+            nodes[nid] = {**entry, "inputs": _migrate(nid, spec, ver, entry.get("inputs", {})),
+                          "version": spec.version}
         return Workflow(nodes=nodes, groups=wf.groups, meta=wf.meta, extra=wf.extra)
+
+
+def _migrate(nid: str, spec: NodeSpec, version: int, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``spec``'s migrations from ``version`` on; any failure is a MigrationError naming the node.
+
+    A migration is node code: whatever it raises (BaseException included) fails that node.
+    """
+    inputs = copy.deepcopy(inputs)
+    for v in range(max(version, 1), spec.version):
+        if v not in spec.migrations:
+            continue
+        try:
+            inputs = spec.migrations[v](inputs)
+        except BaseException as exc:  # noqa: BLE001 - reported as this node's failure
+            raise MigrationError(nid, spec.id, v, str(exc) or type(exc).__name__, exc) from exc
+        if not isinstance(inputs, dict):
+            raise MigrationError(nid, spec.id, v, f"the migration returned {type(inputs).__name__}, "
+                                 "not the inputs dict")
+    return inputs
 
 
 def output_types(tp: Any) -> list[str]:

@@ -21,6 +21,24 @@ def shipped(name: str) -> Path:
 
 SHIPPED_MODELS = shipped("models")
 SHIPPED_WORKFLOWS = shipped("workflows")
+GIB = 1 << 30
+
+
+def total_ram_bytes() -> int | None:
+    """Physical memory of this machine in bytes (None where the OS will not say)."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+    return int(total) if total > 0 else None
+
+
+def default_ram_budget() -> int:
+    """Half of the machine's RAM (8 GiB where it cannot be read)."""
+    total = total_ram_bytes()
+    return total // 2 if total else 8 * GIB
+
+
 MODEL_KINDS = ("checkpoints", "diffusers", "vae", "text_encoders", "gan", "features", "embedded")
 
 
@@ -35,6 +53,7 @@ class Settings:
     device: str = "auto"
     precision: str = "auto"
     vram_budget_gb: float | None = None
+    ram_budget_gb: float | None = None  # loaded models + cached outputs; None: half the RAM
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
@@ -42,6 +61,13 @@ class Settings:
         self.custom_nodes_dirs = [Path(p).expanduser().resolve() for p in self.custom_nodes_dirs]
         if self.output_dir is not None:
             self.output_dir = Path(self.output_dir).expanduser().resolve()
+
+    @property
+    def ram_budget_bytes(self) -> int:
+        """CPU RAM that loaded models and cached node outputs may use (``--ram-budget-gb``)."""
+        if self.ram_budget_gb is None:
+            return default_ram_budget()
+        return max(int(self.ram_budget_gb * GIB), 0)
 
     @property
     def model_roots(self) -> list[Path]:

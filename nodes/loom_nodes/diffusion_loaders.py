@@ -24,17 +24,26 @@ def _fp(**inputs: Any) -> str:
     return "|".join(parts)
 
 
-def _key(ctx: Context, path: Path, **options: Any) -> str:
-    """Model-manager key ``<path>#<fingerprint>``; older versions of the same file are forgotten."""
-    prefix = f"{path}#"
-    key = prefix + _fp(file=path, **options)
-    for old in ctx.models.keys():
-        if old.startswith(prefix) and old.split("|")[0] != key:
-            ctx.models.forget(old)
-    return key
+class _Source(NamedTuple):
+    """Where a model comes from: its model-manager key, and the file and version it was read from."""
+
+    key: str      # ``<path>#<fingerprint of the file and the options>``
+    path: str
+    version: str  # the file's fingerprint: a newer one replaces every model read from the older
 
 
-def _bundle(ctx: Context, key: str, label: str, load: Callable[[], Loaded], input_name: str) -> DiffusionModel:
+def _source(path: Path, **options: Any) -> _Source:
+    """The model-manager key of ``path`` read with ``options``, and the file's version."""
+    return _Source(f"{path}#{_fp(file=path, **options)}", str(path), file_fingerprint(path))
+
+
+def _load(ctx: Context, src: _Source, suffix: str, loader: Callable[[], Any], label: str) -> Any:
+    """``ctx.models.load`` under ``src.key + suffix``; models of an older version of the file go."""
+    return ctx.models.load(src.key + suffix, loader, label, source=src.path, version=src.version)
+
+
+def _bundle(ctx: Context, src: _Source, label: str, load: Callable[[], Loaded],
+            input_name: str) -> DiffusionModel:
     """Load once per fingerprint; each component is listed on its own in the model manager."""
     cache: dict[str, Loaded] = {}
 
@@ -46,9 +55,9 @@ def _bundle(ctx: Context, key: str, label: str, load: Callable[[], Loaded], inpu
                 raise UserInputError(str(exc), input=input_name) from exc
         return cache["b"]
 
-    den = ctx.models.load(f"{key}|denoiser", lambda: get().denoiser, f"{label} · denoiser")
-    te = ctx.models.load(f"{key}|text_encoder", lambda: get().text_encoder, f"{label} · text encoder")
-    vae = ctx.models.load(f"{key}|vae", lambda: get().vae, f"{label} · VAE")
+    den = _load(ctx, src, "|denoiser", lambda: get().denoiser, f"{label} · denoiser")
+    te = _load(ctx, src, "|text_encoder", lambda: get().text_encoder, f"{label} · text encoder")
+    vae = _load(ctx, src, "|vae", lambda: get().vae, f"{label} · VAE")
     return DiffusionModel(den, te, vae)
 
 
@@ -56,7 +65,7 @@ def _bundle(ctx: Context, key: str, label: str, load: Callable[[], Loaded], inpu
 def load_diffusers_model(ctx: Context, model: ModelFile["diffusers"]) -> DiffusionModel:
     """Load a diffusers-format model folder (UNet, text encoder and VAE), local files only."""
     path = Path(model)
-    return _bundle(ctx, _key(ctx, path), path.name,
+    return _bundle(ctx, _source(path), path.name,
                    lambda: load_diffusers(path, ctx.device, ctx.dtype, path.name), "model")
 
 
@@ -67,7 +76,7 @@ def load_checkpoint(ctx: Context, checkpoint: ModelFile["checkpoints"],
                     ) -> DiffusionModel:
     """Load a single-file SD 1.x / 2.x / SDXL checkpoint (.safetensors) with the configs shipped in Loom."""
     path = Path(checkpoint)
-    return _bundle(ctx, _key(ctx, path, prediction=prediction), path.name,
+    return _bundle(ctx, _source(path, prediction=prediction), path.name,
                    lambda: load_checkpoint_file(path, ctx.device, ctx.dtype, path.name, prediction),
                    "checkpoint")
 
@@ -86,7 +95,7 @@ def load_vae(ctx: Context, vae: ModelFile["vae"],
         except ModelLoadError as exc:
             raise UserInputError(str(exc), input="vae") from exc
 
-    return ctx.models.load(_key(ctx, path, latent_space=latent_space), load, f"{path.name} · VAE")
+    return _load(ctx, _source(path, latent_space=latent_space), "", load, f"{path.name} · VAE")
 
 
 @node(category="loaders", fingerprint=_fp)
@@ -100,4 +109,4 @@ def load_text_encoder(ctx: Context, name: ModelFile["text_encoders"]) -> TextEnc
         except ModelLoadError as exc:
             raise UserInputError(str(exc), input="name") from exc
 
-    return ctx.models.load(_key(ctx, path), load, f"{path.name} · text encoder")
+    return _load(ctx, _source(path), "", load, f"{path.name} · text encoder")

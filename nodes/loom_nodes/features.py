@@ -99,7 +99,9 @@ def load_feature_extractor(ctx: Context, network: Network = "efficientnet-lite0"
                            ) -> FeatureExtractor:
     """An ImageNet CNN with named layers for style transfer and image metrics."""
     key = f"features:{_fp(network, weights)}"
-    net = ctx.models.load(key, lambda: read_extractor(network, weights), label=f"features {network}")
+    source = str(weights) if weights else None  # an edited weights file replaces the net read before
+    net = ctx.models.load(key, lambda: read_extractor(network, weights), label=f"features {network}",
+                          source=source, version=file_fingerprint(weights) if weights else None)
     return Features(net, source=weights.name if weights else "bundled")  # type: ignore[arg-type]
 
 

@@ -122,7 +122,9 @@ def load_gan(ctx: Context, name: ModelFile["gan"]) -> Generator:  # type: ignore
         gan.module.loom_gan = gan  # the module is what the model manager moves between devices
         return gan.module
 
-    module = ctx.models.load(f"gan:{file_fingerprint(name)}", loader, label=f"GAN {name.name}")
+    version = file_fingerprint(name)  # an edited file replaces the generator read before
+    module = ctx.models.load(f"gan:{version}", loader, label=f"GAN {name.name}",
+                             source=str(name), version=version)
     return module.loom_gan  # type: ignore[no-any-return]
 
 

@@ -48,6 +48,10 @@ def _common_parent() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", type=Path, default=None, help="where outputs are saved")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda[:N], mps")
     p.add_argument("--precision", default="auto", help="auto, fp32, fp16, bf16")
+    p.add_argument("--vram-budget-gb", type=float, default=None,
+                   help="GPU memory loaded models may use before the least recently used go to CPU RAM")
+    p.add_argument("--ram-budget-gb", type=float, default=None,
+                   help="CPU RAM loaded models and cached outputs may use (default: half the RAM)")
     return p
 
 
@@ -63,7 +67,9 @@ def settings_from_namespace(ns: argparse.Namespace) -> "Settings":
     from loom.settings import Settings
     return Settings(home=ns.home or Path.cwd(), models_dirs=list(ns.models_dir or []),
                     custom_nodes_dirs=list(ns.custom_nodes or []), output_dir=ns.output_dir,
-                    device=ns.device or "auto", precision=ns.precision or "auto")
+                    device=ns.device or "auto", precision=ns.precision or "auto",
+                    vram_budget_gb=getattr(ns, "vram_budget_gb", None),
+                    ram_budget_gb=getattr(ns, "ram_budget_gb", None))
 
 
 def serve_main(ns: argparse.Namespace) -> int:

@@ -92,7 +92,7 @@ def test_shapes_range_and_determinism(ex: Executor, model: str) -> None:
 def test_stylegan_truncation_zero_gives_the_mean_image(ex: Executor) -> None:
     imgs = _run(ex, "sg", seed=1, batch=4, truncation=0.0)
     assert torch.allclose(imgs, imgs[:1].expand_as(imgs), atol=1e-6)
-    gan = nodes.gan.read_gan(ex.settings.home / "models/gan/sg")
+    gan = loom_nodes.gan.read_gan(ex.settings.home / "models/gan/sg")
     with torch.no_grad():
         mean = gan.module.synthesis(gan.module.w_avg[None])
     assert torch.allclose(imgs[0], ((mean[0] + 1) / 2).clamp(0, 1), atol=1e-5)
@@ -106,7 +106,7 @@ def test_stylegan_noise_modes_and_missing_w_avg(ex: Executor) -> None:
     rand = _run(ex, "sg", seed=2, noise="random")
     assert not torch.allclose(const, rand)
     assert torch.allclose(rand, _run(ex, "sg", seed=2, noise="random", batch=2)[:1], atol=1e-5)
-    gan = nodes.gan.read_gan(ex.settings.home / "models/gan/sg_noavg")
+    gan = loom_nodes.gan.read_gan(ex.settings.home / "models/gan/sg_noavg")
     assert float(gan.module.w_avg.abs().sum()) > 0, "w_avg estimated when the file lacks it"
 
 
@@ -144,7 +144,7 @@ def test_loom_shapes_gan_generates_each_class(tmp_path: Path) -> None:
     reg = Registry()
     reg.add_module("loom_nodes.gan")
     reg.add(capture)
-    gan = nodes.gan.read_gan(Path(__file__).resolve().parents[2] / "models/embedded/shapes-gan")
+    gan = loom_nodes.gan.read_gan(Path(__file__).resolve().parents[2] / "models/embedded/shapes-gan")
     local = Executor(reg, settings=Settings(home=tmp_path))
     for name in gan.class_names[:3]:
         img = _run(local, "embedded/shapes-gan", seed=0, batch=2, class_name=name)
@@ -153,7 +153,7 @@ def test_loom_shapes_gan_generates_each_class(tmp_path: Path) -> None:
 
 def test_slerp_keeps_norm_between_endpoints() -> None:
     a, b = torch.randn(1, 64), torch.randn(1, 64)
-    out = nodes.gan.slerp(a, b, torch.linspace(0, 1, 7))
+    out = loom_nodes.gan.slerp(a, b, torch.linspace(0, 1, 7))
     assert torch.equal(out[0], a[0]) and torch.equal(out[-1], b[0])
     norms = out.norm(dim=1)
     assert float(norms.min()) > 0.8 * min(float(a.norm()), float(b.norm()))
@@ -180,10 +180,10 @@ def test_missing_weights_and_foreign_generator(ex: Executor, home: Path, tmp_pat
     folder.mkdir()
     (folder / "config.json").write_text(json.dumps({"arch": "dcgan", "z_dim": 8, "image_size": 16}))
     with pytest.raises(Exception) as err2:
-        nodes.gan.read_gan(folder)
+        loom_nodes.gan.read_gan(folder)
     assert "no generator.safetensors" in str(err2.value)
     with pytest.raises(Exception, match="expected a GAN generator"):
-        nodes.gan._gan(object())
+        loom_nodes.gan._gan(object())
 
 
 # --- VAE as a generator (nodes.vae_sampling) --------------------------------------------------
@@ -225,9 +225,9 @@ def checker(size: int = 16) -> Image:
 
 
 @node(id="test_gan_capture_sample", output=True)
-def capture_sample(image: Image, latent: nodes.vae_sampling.Latent) -> nodes.vae_sampling.VAESample:
+def capture_sample(image: Image, latent: loom_nodes.vae_sampling.Latent) -> loom_nodes.vae_sampling.VAESample:
     """Hand image and latent back as run outputs (test helper)."""
-    return nodes.vae_sampling.VAESample(image, latent)
+    return loom_nodes.vae_sampling.VAESample(image, latent)
 
 
 
@@ -286,4 +286,4 @@ def test_vae_sample_errors(vex: Executor) -> None:
     with pytest.raises(NodeError, match="image is 1x1, smaller than the VAE's 2x2 latent cell"):
         _sample(vex, with_image=True, image_size=1)
     with pytest.raises(Exception, match="expected a VAE"):
-        nodes.vae_sampling._vae(object())
+        loom_nodes.vae_sampling._vae(object())
