@@ -13,12 +13,14 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "Context": "context", "Executor": "executor", "RunResult": "executor",
     "file_fingerprint": "models", "list_models": "models", "resolve_model": "models",
+    "resolve_inside": "paths",
     "Input": "nodeapi", "NodeSpec": "nodeapi", "node": "nodeapi",
     "BaseObserver": "observer", "Observer": "observer", "RecordingObserver": "observer",
     "Registry": "registry", "Settings": "settings", "Problem": "validation", "validate": "validation",
     "Workflow": "workflow", "png_info": "workflow",
     "DeclarationError": "errors", "Interrupted": "errors", "LoomError": "errors",
-    "NodeError": "errors", "RegistryError": "errors", "UserInputError": "errors",
+    "MigrationError": "errors", "NodeError": "errors", "RegistryError": "errors",
+    "UserInputError": "errors",
     "ValidationError": "errors", "WorkflowFileError": "errors",
 }
 
@@ -40,11 +42,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .context import Context
-    from .errors import (DeclarationError, Interrupted, LoomError, NodeError, RegistryError,
-                         UserInputError, ValidationError, WorkflowFileError)
+    from .errors import (DeclarationError, Interrupted, LoomError, MigrationError, NodeError,
+                         RegistryError, UserInputError, ValidationError, WorkflowFileError)
     from .executor import Executor, RunResult
     from .models import file_fingerprint, list_models, resolve_model
     from .nodeapi import Input, NodeSpec, node
+    from .paths import resolve_inside
     from .observer import BaseObserver, Observer, RecordingObserver
     from .registry import Registry
     from .settings import Settings

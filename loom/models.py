@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UserInputError
+from .paths import relative_name
 from .settings import Settings
 
 MODEL_EXTENSIONS = (".safetensors", ".pt", ".pth", ".ckpt", ".bin", ".sft")
@@ -70,16 +71,23 @@ def list_models(settings: Settings, kind: str) -> list[str]:
 
 
 def resolve_model(settings: Settings, kind: str, name: str) -> Path:
-    """Absolute path of a model entry, or UserInputError saying where to put it."""
-    rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts or not name:
-        raise UserInputError(f"model name {name!r} must be a relative path inside models/{kind}/")
+    """Absolute path of a model entry, or UserInputError saying what is wrong or where to put it.
+
+    ``name`` is relative to ``<root>/<kind>/`` (or ``<root>/`` for ``embedded/<name>``) and
+    may not leave it ('..', absolute, NUL, or the folder itself: see ``relative_name``).
+    A model file that is a symlink may point anywhere: the model folders are the user's.
+    """
+    try:
+        rel = relative_name(name)
+    except ValueError as exc:
+        problem = f"model name {name!r} {exc}: use a path inside models/{kind}/"
+        raise UserInputError(problem) from None
+    embedded = rel.parts[0] == "embedded" and len(rel.parts) > 1
     for root in settings.model_roots:
-        candidates = [root / rel] if rel.parts[0] == "embedded" else [root / kind / rel]
-        for c in candidates:
-            if c.exists():
-                return c.resolve()
-    where = settings.model_roots[0] / (rel if rel.parts[0] == "embedded" else Path(kind) / rel)
+        candidate = root / rel if embedded else root / kind / rel
+        if candidate.exists():
+            return candidate.resolve()
+    where = settings.model_roots[0] / (rel if embedded else Path(kind) / rel)
     raise UserInputError(f"model file {name!r} not found: put it at {where}")
 
 

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+import sys
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,59 @@ FORMAT_VERSION = 1
 PNG_WORKFLOW_KEY = "loom.workflow"
 PNG_RUN_KEY = "loom.run"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MAX_JSON_DEPTH = 64  # arrays/objects inside each other; a workflow file needs 5
+
+_NOT_BRACKET_OR_QUOTE = bytes(c for c in range(256) if c not in b'[]{}"')
+_BRACKET_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def json_depth(data: bytes) -> int:
+    """How deeply the arrays and objects of JSON text nest; brackets inside strings do not count.
+
+    Linear, in C-speed byte operations and without recursion (100,000 levels cost nothing):
+    escaped backslashes and quotes are dropped, then everything but brackets and quotes,
+    then the strings (only quotes and brackets are left of them); the depth is the highest
+    running sum of +1 per opening and -1 per closing bracket. For text that is not JSON the
+    number means little: the parser reports that text.
+    """
+    kept = data.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_BRACKET_OR_QUOTE)
+    brackets = _STRING.sub(b"", kept.replace(b'""', b"")).translate(_BRACKET_STEP)
+    return max(accumulate(memoryview(brackets).cast("b")), default=0)
+
+
+def _same(obj: dict[str, Any]) -> dict[str, Any]:
+    return obj
+
+
+def parse_json(data: bytes | str, name: str = "<json>") -> Any:
+    """Parse JSON text within Loom's limits, or raise WorkflowFileError (one line naming ``name``).
+
+    The limits: UTF-8 text, arrays and objects at most ``MAX_JSON_DEPTH`` deep (checked before
+    parsing, so that neither the parser nor a later deep copy or encoding hits Python's
+    recursion limit), integers of at most ``sys.get_int_max_str_digits()`` digits. The
+    parser calls back into Python once per object, which lets other threads (the server's
+    event loop) run while a large document is parsed: ``json.loads`` alone holds the GIL
+    for its whole length (0.2 s for a 5 MB workflow).
+    """
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    depth = json_depth(raw)
+    if depth > MAX_JSON_DEPTH:
+        raise WorkflowFileError(f"{name}: JSON nested {depth} levels deep; "
+                                f"the limit is {MAX_JSON_DEPTH}")
+    try:
+        text = data if isinstance(data, str) else data.decode("utf-8")
+        return json.loads(text, object_hook=_same)
+    except UnicodeDecodeError as exc:
+        raise WorkflowFileError(f"{name}: not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise WorkflowFileError(f"{name}: not valid JSON (line {exc.lineno}, "
+                                f"column {exc.colno}: {exc.msg})") from None
+    except RecursionError:  # under the depth limit, only when called from a deep stack
+        raise WorkflowFileError(f"{name}: JSON nested too deeply for this call") from None
+    except ValueError:  # the only other ValueError json raises: int() refusing a long literal
+        raise WorkflowFileError(f"{name}: a number has more than {sys.get_int_max_str_digits()} "
+                                "digits") from None
 
 
 def is_link(value: Any) -> bool:
@@ -58,8 +114,11 @@ class Workflow:
                  if k not in ("format", "version", "nodes", "groups", "meta")}
         if not copy_data:
             return cls(nodes=nodes, groups=groups, meta=meta, extra=extra)
-        return cls(nodes=copy.deepcopy(nodes), groups=copy.deepcopy(groups),
-                   meta=copy.deepcopy(meta), extra=copy.deepcopy(extra))
+        try:
+            return cls(nodes=copy.deepcopy(nodes), groups=copy.deepcopy(groups),
+                       meta=copy.deepcopy(meta), extra=copy.deepcopy(extra))
+        except RecursionError:  # a dict built in Python; parse_json keeps files far shallower
+            raise WorkflowFileError("the workflow is nested too deeply to copy") from None
 
     @classmethod
     def load(cls, source: "str | Path | dict[str, Any] | bytes | Workflow") -> "Workflow":
@@ -67,7 +126,10 @@ class Workflow:
         if isinstance(source, Workflow):
             return cls.from_dict(source.to_dict())
         if isinstance(source, dict):
-            return cls.from_dict(source)
+            try:
+                return cls.from_dict(source)
+            except WorkflowFileError as exc:  # another program's workflow? (loom.importers)
+                return cls.from_dict(_imported(source, "<dict>", exc), copy_data=False)
         if isinstance(source, (bytes, bytearray)):
             return cls.from_bytes(bytes(source), "<bytes>")
         path = Path(source)
@@ -87,19 +149,19 @@ class Workflow:
         if data.startswith(PNG_SIGNATURE):
             text = read_png_text(data, name).get(PNG_WORKFLOW_KEY)
             if text is None:
-                raise WorkflowFileError(f"{name}: this PNG carries no Loom workflow")
+                error = WorkflowFileError(f"{name}: this PNG carries no Loom workflow")
+                return cls.from_dict(_imported(data, name, error), copy_data=False)
             return cls.from_bytes(text.encode(), f"{name} (embedded workflow)")
         try:
-            parsed = json.loads(data.decode("utf-8"))
+            text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise WorkflowFileError(f"{name}: neither JSON text nor a PNG image") from None
-        except json.JSONDecodeError as exc:
-            raise WorkflowFileError(f"{name}: not valid JSON (line {exc.lineno}, "
-                                    f"column {exc.colno}: {exc.msg})") from None
+        parsed = parse_json(text, name)
         try:
             return cls.from_dict(parsed)
         except WorkflowFileError as exc:
-            raise WorkflowFileError(f"{name}: {exc}") from None
+            error = WorkflowFileError(f"{name}: {exc}")
+        return cls.from_dict(_imported(parsed, name, error), copy_data=False)
 
     def to_dict(self, copy_data: bool = True) -> dict[str, Any]:
         """The JSON form (a deep copy unless ``copy_data=False``)."""
@@ -133,6 +195,15 @@ class Workflow:
         entry.setdefault("inputs", {})[name] = value
 
 
+def _imported(data: Any, name: str, error: WorkflowFileError) -> dict[str, Any]:
+    """``data`` (not a Loom workflow) converted by an importer, else ``error`` raised from None."""
+    from .importers import fallback
+    try:
+        return fallback(data, name, error)
+    except WorkflowFileError as exc:
+        raise exc from None
+
+
 def read_png_text(data: bytes, name: str = "<png>") -> dict[str, str]:
     """The text chunks of PNG bytes (raises WorkflowFileError when not a readable PNG)."""
     import io
@@ -142,7 +213,8 @@ def read_png_text(data: bytes, name: str = "<png>") -> dict[str, str]:
         with Image.open(io.BytesIO(data)) as im:
             im.load()
             return {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError,
+            Image.DecompressionBombError) as exc:
         raise WorkflowFileError(f"{name}: unreadable PNG ({exc})") from None
 
 

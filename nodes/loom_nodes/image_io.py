@@ -9,7 +9,7 @@ from typing import Literal, NamedTuple
 import torch
 from PIL import Image as PILImage
 
-from loom import Context, Input, UserInputError, file_fingerprint, node, png_info
+from loom import Context, Input, UserInputError, file_fingerprint, node, png_info, resolve_inside
 from loom.types import Image, ImageFile, Mask
 
 from ._lib.imageutil import check_image, from_numpy, from_pil, to_pil
@@ -46,16 +46,20 @@ def load_image(image: ImageFile) -> LoadedImage:
     return LoadedImage(rgb, mask)
 
 
-_PREFIX_OK = re.compile(r"^[\w\-. ]+(/[\w\-. ]+)*$")
+_PREFIX_OK = re.compile(r"[\w\-. ]+(/[\w\-. ]+)*")
 
 
 def _next_path(folder: Path, prefix: str) -> Path:
-    if not _PREFIX_OK.match(prefix) or ".." in prefix.split("/"):
+    """The next free ``<prefix>_NNNNN.png``; the prefix names a file strictly inside ``folder``."""
+    if not _PREFIX_OK.fullmatch(prefix):
         raise UserInputError(f"file prefix {prefix!r} may use letters, digits, '-', '_', '.', "
                              "spaces and '/' for sub-folders", input="prefix")
-    target = (folder / prefix).resolve()
-    if not target.is_relative_to(folder.resolve()):
-        raise UserInputError(f"file prefix {prefix!r} leaves the output folder", input="prefix")
+    try:
+        target = resolve_inside(folder, prefix)
+    except ValueError as exc:
+        raise UserInputError(f"file prefix {prefix!r} {exc}: it must name a file inside the "
+                             "output folder, such as 'loom' or 'sub/loom'",
+                             input="prefix") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     stem = target.name
     taken = [int(m.group(1)) for p in target.parent.glob(f"{stem}_*.png")

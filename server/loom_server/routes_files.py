@@ -68,17 +68,21 @@ def _decode_image(data: bytes, max_pixels: int) -> tuple[str, int, int]:
             with Image.open(io.BytesIO(data)) as im:
                 fmt, (w, h) = im.format or "", im.size
                 if w * h > max_pixels:
-                    raise ApiError(413, f"the image is {w}x{h} = {w * h} pixels; "
-                                        f"the limit is {max_pixels} pixels")
+                    raise ApiError(413, f"the image is {w}x{h} = {w * h} pixels, over the pixel "
+                                        f"limit of {max_pixels} pixels")
                 if fmt not in UPLOAD_FORMATS:
                     raise ApiError(415, f"image format {fmt or 'unknown'} is not accepted "
                                         f"(accepted: {', '.join(UPLOAD_FORMATS)})")
                 im.load()
     except ApiError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # PIL refuses huge headers itself, before the size check above can run
+        limit = min(max_pixels, Image.MAX_IMAGE_PIXELS or max_pixels)
+        raise ApiError(413, f"the image is over the pixel limit of {limit} pixels") from None
+    except UnidentifiedImageError:
         raise ApiError(415, "the upload is not an image that can be decoded") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ApiError(415, f"the image does not decode: {exc}") from None
     return fmt, w, h
 
@@ -108,18 +112,7 @@ async def upload(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > config.upload_limit + 65536:
         raise ApiError(413, f"the upload is {request.content_length} bytes; "
                             f"the limit is {config.upload_limit} bytes")
-    reader = await request.multipart()
-    data, filename, overwrite = None, "", False
-    async for part in reader:
-        if not isinstance(part, BodyPartReader):
-            continue
-        if part.filename is not None and data is None:
-            data = await _read_part(part, config.upload_limit)
-            filename = unquote(part.filename)
-        elif part.name == "overwrite":
-            overwrite = (await part.text()).strip().lower() in ("1", "true", "yes")
-        else:
-            await part.release()
+    data, filename, overwrite = await _read_form(request, config.upload_limit)
     if data is None:
         raise ApiError(400, "no file in the upload: send a multipart field \"image\" with a filename")
     loop = asyncio.get_running_loop()
@@ -132,6 +125,32 @@ async def upload(request: web.Request) -> web.Response:
                                       _clean_name(filename, ext), data, overwrite)
     return web.json_response({"name": name, "width": w, "height": h, "format": fmt.lower()},
                              status=201)
+
+
+async def _read_form(request: web.Request, limit: int) -> tuple[bytes | None, str, bool]:
+    """(the first file's bytes, its name, overwrite) of a multipart body; 400 when malformed."""
+    try:
+        reader = await request.multipart()
+    except (KeyError, ValueError):  # aiohttp: no boundary parameter / a boundary over 70 chars
+        raise ApiError(400, "the multipart Content-Type needs a boundary of 1 to 70 characters, "
+                            f"got {request.headers.get('Content-Type', '')!r}") from None
+    data, filename, overwrite = None, "", False
+    try:
+        async for part in reader:
+            if not isinstance(part, BodyPartReader):
+                continue
+            if part.filename is not None and data is None:
+                filename = unquote(part.filename)
+                if "\x00" in filename:
+                    raise ApiError(400, f"the file name {filename!r} contains a NUL byte")
+                data = await _read_part(part, limit)
+            elif part.name == "overwrite":
+                overwrite = (await part.text()).strip().lower() in ("1", "true", "yes")
+            else:
+                await part.release()
+    except ValueError as exc:  # aiohttp: a cut-off body, a missing boundary line, bad headers
+        raise ApiError(400, f"the multipart body is malformed or cut short: {exc}") from None
+    return data, filename, overwrite
 
 
 async def _read_part(part: BodyPartReader, limit: int) -> bytes:

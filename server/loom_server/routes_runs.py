@@ -1,14 +1,20 @@
 """Queueing, listing, cancelling and interrupting runs; the WebSocket event stream."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from typing import TYPE_CHECKING
+
 from aiohttp import WSMsgType, web
 
 from .events import EVENT_TYPES
-from .queue_store import STATUSES
-from .security import ApiError, read_json
+from .queue_store import STATUSES, QueueStore
+from .security import ApiError, parse_json_body, read_body
 from .state import CONFIG, HUB, SETTINGS, STORE, WORKER, ready_worker
+
+if TYPE_CHECKING:
+    from loom import Registry, Settings
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -17,37 +23,50 @@ MAX_PAGE = 500
 
 @routes.post("/api/runs")
 async def queue_run(request: web.Request) -> web.Response:
-    """Validate a workflow and queue it: 201 {id, position} or 400 {problems}."""
-    body = await read_json(request, request.app[CONFIG].body_limit)
+    """Validate a workflow and queue it: 201 {id, position} or 400 {problems}.
+
+    Parsing, validating and storing happen off the event loop (``_accept``): a 5 MB
+    workflow takes seconds, and other requests are answered meanwhile."""
+    data = await read_body(request, request.app[CONFIG].body_limit)
+    worker = await ready_worker(request)
+    run_id, position, front = await asyncio.get_running_loop().run_in_executor(
+        None, _accept, data, worker.registry, request.app[SETTINGS],  # type: ignore[arg-type]
+        request.app[STORE])
+    running = worker.current is not None
+    request.app[HUB].publish({"type": "run.queued", "run": run_id, "position": position,
+                              "front": front, "running": running, "created": time.time()})
+    worker.wake()
+    return web.json_response({"id": run_id, "position": position}, status=201)
+
+
+def _accept(data: bytes, registry: "Registry", settings: "Settings",
+            store: QueueStore) -> tuple[str, int, bool]:
+    """Parse, check and queue a POSTed workflow (on an executor thread): (id, position, front).
+
+    The body is freshly parsed and nobody else holds it, so it is used without copies."""
+    from loom import WorkflowFileError, validate
+    from loom.workflow import Workflow
+    body = parse_json_body(data)
     if not isinstance(body, dict):
         raise ApiError(400, f"the body must be a workflow JSON object, got {type(body).__name__}")
-    body = dict(body)
     front = body.pop("front", False)
     if not isinstance(front, bool):
         raise ApiError(400, f"\"front\" must be true or false, got {front!r}")
     body.pop("client_id", None)
     if "workflow" in body and "nodes" not in body and isinstance(body["workflow"], dict):
         body = body["workflow"]  # also accept {"workflow": {...}, "front": true}
-    worker = await ready_worker(request)
-    from loom import WorkflowFileError, validate
-    from loom.workflow import Workflow
     try:
-        wf = Workflow.from_dict(body)
+        wf = Workflow.from_dict(body, copy_data=False)
     except WorkflowFileError as exc:
         problem = {"node": None, "input": None, "code": "bad_workflow", "message": str(exc)}
         raise ApiError(400, str(exc), problems=[problem]) from None
-    problems = validate(wf, worker.registry, request.app[SETTINGS])  # type: ignore[arg-type]
+    problems = validate(wf, registry, settings)
     if problems:
         raise ApiError(400, f"the workflow has {len(problems)} problem(s): "
                             + "; ".join(str(p) for p in problems[:3]),
                        problems=[p.to_dict() for p in problems])
-    store = request.app[STORE]
-    run_id, position = store.add(wf.to_dict(), front=front)
-    running = worker.current is not None
-    request.app[HUB].publish({"type": "run.queued", "run": run_id, "position": position,
-                              "front": front, "running": running, "created": time.time()})
-    worker.wake()
-    return web.json_response({"id": run_id, "position": position}, status=201)
+    run_id, position = store.add(wf.to_dict(copy_data=False), front=front)
+    return run_id, position, front
 
 
 def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:

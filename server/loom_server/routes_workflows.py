@@ -1,18 +1,21 @@
 """Example workflows from the repo and the user's saved ones."""
 from __future__ import annotations
 
-import json
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from loom.errors import WorkflowFileError
+from loom.workflow import Workflow, parse_json
+
 from .security import ApiError, read_json
 from .state import CONFIG, SETTINGS
 
 routes = web.RouteTableDef()
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.\-]{0,99}")  # fullmatch: '$' would pass "a\n"
 SOURCES = ("saved", "example")
 
 
@@ -29,7 +32,7 @@ def _saved_dir(request: web.Request) -> Path:
 def check_name(raw: str) -> str:
     """A workflow name without ``.json``; 400 unless letters, digits, space, '_', '-', '.'."""
     name = raw[:-5] if raw.lower().endswith(".json") else raw
-    if not NAME_RE.match(name) or name.endswith(".") or ".." in name:
+    if not NAME_RE.fullmatch(name) or name.endswith(".") or ".." in name:
         raise ApiError(400, f"bad workflow name {raw!r}: use up to 100 letters, digits, spaces, "
                             "'_', '-' or '.', starting with a letter or digit")
     return name
@@ -38,9 +41,9 @@ def check_name(raw: str) -> str:
 def _entry(path: Path, source: str) -> dict[str, Any]:
     title = None
     try:
-        meta = json.loads(path.read_text(encoding="utf-8")).get("meta", {})
+        meta = parse_json(path.read_bytes(), path.name).get("meta", {})
         title = meta.get("title") if isinstance(meta, dict) else None
-    except (OSError, ValueError, AttributeError):
+    except (OSError, WorkflowFileError, AttributeError):
         pass
     return {"name": path.stem, "source": source, "title": title if isinstance(title, str) else None,
             "modified": path.stat().st_mtime}
@@ -50,7 +53,7 @@ def _listing(folder: Path, source: str) -> list[dict[str, Any]]:
     if not folder.is_dir():
         return []
     return [_entry(p, source) for p in sorted(folder.glob("*.json"))
-            if p.is_file() and NAME_RE.match(p.stem)]
+            if p.is_file() and NAME_RE.fullmatch(p.stem)]
 
 
 @routes.get("/api/workflows")
@@ -78,27 +81,33 @@ async def get_workflow(request: web.Request) -> web.Response:
     name = check_name(request.match_info["name"])
     path = _find(request, name)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+        data = parse_json(path.read_bytes(), f"workflow {name!r}")
+    except OSError as exc:
         raise ApiError(500, f"workflow {name!r} cannot be read: {exc}") from None
+    except WorkflowFileError as exc:
+        raise ApiError(500, f"{exc} (the file on disk is damaged)") from None
     return web.json_response(data)
 
 
 @routes.put("/api/workflows/{name}")
 async def put_workflow(request: web.Request) -> web.Response:
     """Save a workflow under the user folder (the envelope is checked, not the graph)."""
-    from loom import WorkflowFileError
-    from loom.workflow import Workflow
     name = check_name(request.match_info["name"])
     body = await read_json(request, request.app[CONFIG].body_limit)
+    path = _saved_dir(request) / f"{name}.json"
+    existed = await asyncio.get_running_loop().run_in_executor(None, _save, body, path)
+    return web.json_response({"name": name, "source": "saved"}, status=200 if existed else 201)
+
+
+def _save(body: Any, path: Path) -> bool:
+    """Check the envelope of a freshly parsed body and write it (off the loop); True if replaced."""
     try:
-        wf = Workflow.from_dict(body)
+        wf = Workflow.from_dict(body, copy_data=False)
     except WorkflowFileError as exc:
         raise ApiError(400, f"not a workflow: {exc}") from None
-    path = _saved_dir(request) / f"{name}.json"
     existed = path.is_file()
     wf.save(path)
-    return web.json_response({"name": name, "source": "saved"}, status=200 if existed else 201)
+    return existed
 
 
 @routes.delete("/api/workflows/{name}")

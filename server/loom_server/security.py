@@ -1,6 +1,7 @@
 """Safe by default: JSON errors, access token, Host and Origin checks, bounded bodies, safe paths."""
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -10,6 +11,9 @@ from typing import Any, Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+
+from loom.errors import WorkflowFileError
+from loom.workflow import parse_json
 
 from .config import ServerConfig, is_loopback
 
@@ -159,11 +163,15 @@ def _origin_refusal(request: web.Request, config: ServerConfig) -> str | None:
         return None  # not a browser (curl, scripts, the CLI)
     if origin in config.allowed_origins:
         return None
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+        port = parts.port  # raises for 'http://127.0.0.1:8320.evil.com' or a port over 65535
+    except ValueError:
+        return f"request from a malformed Origin {origin!r} refused"
     if origin == "null" or not parts.scheme or not parts.netloc:
         return f"request from Origin {origin!r} refused"
     default = {"http": 80, "https": 443}.get(parts.scheme)
-    origin_host = f"{parts.hostname}:{parts.port or default}".lower()
+    origin_host = f"{parts.hostname}:{port or default}".lower()
     host = (request.host or "").lower()
     if ":" not in host.rsplit("]", 1)[-1]:
         host = f"{host}:{80 if request.scheme == 'http' else 443}"
@@ -189,17 +197,21 @@ async def read_body(request: web.Request, limit: int) -> bytes:
 
 
 async def read_json(request: web.Request, limit: int) -> Any:
-    """The parsed JSON body (400 with the parser's message when it is not JSON)."""
+    """The JSON body, parsed off the event loop (see ``parse_json_body``)."""
     data = await read_body(request, limit)
+    return await asyncio.get_running_loop().run_in_executor(None, parse_json_body, data)
+
+
+def parse_json_body(data: bytes) -> Any:
+    """A request body's JSON within loom's limits (``loom.workflow.parse_json``: nesting
+    depth, number length, UTF-8), else 400 naming what is wrong. Slow for large bodies:
+    call it off the event loop."""
     if not data.strip():
         raise ApiError(400, "the request body is empty; send JSON")
     try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError(400, "the request body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"the request body is not valid JSON (line {exc.lineno}, "
-                            f"column {exc.colno}: {exc.msg})") from None
+        return parse_json(data, "the request body")
+    except WorkflowFileError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def safe_join(root: Path, rel: str, raw_path: str = "") -> Path:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 import time
@@ -99,6 +100,8 @@ class Worker:
         self.executor = Executor(registry, settings=self.settings)
         for err in registry.plugin_errors:
             log.error("plugin %s failed to load: %s", err.plugin, err.error)
+        if self._given_registry is None:
+            _freeze_startup_heap()
 
     def _main(self) -> None:
         t0 = time.perf_counter()
@@ -122,7 +125,10 @@ class Worker:
             if claimed is None:
                 self._wake.wait(1.0)
                 continue
-            self._run(claimed)
+            try:
+                self._run(claimed)
+            except BaseException:  # noqa: BLE001 - e.g. storing the end failed: take the next run
+                log.exception("run %s could not be ended cleanly", claimed.id)
 
     def _run(self, claimed: ClaimedRun) -> None:
         from loom import Interrupted, NodeError, ValidationError
@@ -132,6 +138,8 @@ class Worker:
         obs = ForwardingObserver(self, run_id)
         try:
             result = self.executor.run(claimed.workflow, obs, run_id)
+            summary = jsonable({"executed": result.executed, "cached": result.cached,
+                                "ui": result.ui, "timings": result.timings})
         except ValidationError as exc:
             problems = [p.to_dict() for p in exc.problems]
             self._end(run_id, "failed", error={"node": None, "error_type": "ValidationError",
@@ -153,22 +161,36 @@ class Worker:
                 self._end(run_id, "interrupted", error={"node": node, "error_type": "Interrupted",
                                                         "message": "interrupted by the user"},
                           event={"type": "run.interrupted", "node": node})
-        except Exception as exc:  # noqa: BLE001 - a bug or a malformed stored workflow
-            log.exception("run %s failed outside any node", run_id)
-            message = f"{type(exc).__name__}: {exc}"
-            self._end(run_id, "failed", error={"node": None, "error_type": type(exc).__name__,
-                                               "message": message,
-                                               "traceback": traceback.format_exc()},
-                      event={"type": "run.failed", "node": None, "error_type": type(exc).__name__,
-                             "message": message})
+        except BaseException as exc:  # noqa: BLE001 - fails the run, never ends this thread
+            self._fail_unconverted(run_id, claimed.workflow, obs.running_node, exc)
         else:
-            summary = {"executed": result.executed, "cached": result.cached,
-                       "ui": result.ui, "timings": result.timings}
-            summary = jsonable(summary)
             self._end(run_id, "finished", result=summary, event={"type": "run.finished", **summary})
         finally:
             self.current = None
             self._interrupt_requested.discard(run_id)
+
+    def _fail_unconverted(self, run_id: str, workflow: dict[str, Any], node: str | None,
+                          exc: BaseException) -> None:
+        """Fail a run ended by what the executor did not turn into a NodeError.
+
+        That is any BaseException (a node's ``SystemExit`` or ``KeyboardInterrupt`` would
+        otherwise end this thread, leaving the run 'running' and the queue stalled) or a bug.
+        ``node`` is the node that had started and not finished, when there is one."""
+        error_type = type(exc).__name__
+        message = f"raised {error_type}: {exc}" if str(exc) else f"raised {error_type}"
+        log.error("run %s failed %s: %s", run_id, f"in node {node}" if node else "outside any node",
+                  message, exc_info=exc)
+        nodes = workflow.get("nodes") if isinstance(workflow, dict) else None
+        entry = nodes.get(node) if isinstance(nodes, dict) and node is not None else None
+        node_type = entry.get("type") if isinstance(entry, dict) else None
+        if node is not None:
+            self.publish({"type": "node.failed", "run": run_id, "node": node,
+                          "error_type": error_type, "message": message})
+        self._end(run_id, "failed",
+                  error={"node": node, "node_type": node_type, "error_type": error_type,
+                         "message": message, "traceback": "".join(traceback.format_exception(exc))},
+                  event={"type": "run.failed", "node": node, "error_type": error_type,
+                         "message": message})
 
     def _end(self, run_id: str, status: str, event: dict[str, Any],
              result: dict[str, Any] | None = None, error: dict[str, Any] | None = None) -> None:
@@ -186,12 +208,23 @@ class Worker:
             return None
 
 
+def _freeze_startup_heap() -> None:
+    """Keep what importing torch and the node packs left alive out of the garbage collector's way.
+
+    Those objects live as long as the process, yet each full collection walked them all with
+    every thread paused (~150 ms; a large POST sets off several, stalling the event loop).
+    ``gc.freeze`` exempts them; collecting first keeps garbage from being frozen."""
+    gc.collect()
+    gc.freeze()
+
+
 class ForwardingObserver:
     """Turns executor callbacks into events; terminal events are left to the worker."""
 
     def __init__(self, worker: Worker, run_id: str) -> None:
         self.worker, self.run_id = worker, run_id
         self.interrupted_at: str | None = None
+        self.running_node: str | None = None  # started and not yet finished
         self._last_progress: dict[str, float] = {}
         self._last_preview: dict[str, float] = {}
 
@@ -206,6 +239,7 @@ class ForwardingObserver:
 
     def node_started(self, run: str, node: str) -> None:
         """Forward node.started."""
+        self.running_node = node
         self._send({"type": "node.started", "node": node})
 
     def node_progress(self, run: str, node: str, value: int, total: int,
@@ -238,11 +272,13 @@ class ForwardingObserver:
 
     def node_finished(self, run: str, node: str, ui: dict[str, Any]) -> None:
         """Forward node.finished with what the node shows."""
+        self.running_node = None
         self._send({"type": "node.finished", "node": node, "ui": ui})
 
     def node_failed(self, run: str, node: str, error_type: str, message: str,
                     traceback: str) -> None:
         """Forward node.failed (the traceback goes to the history entry and the log only)."""
+        self.running_node = None
         log.error("run %s: node %s failed: %s: %s", run, node, error_type, message)
         self._send({"type": "node.failed", "node": node, "error_type": error_type,
                     "message": message})
