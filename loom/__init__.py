@@ -16,7 +16,8 @@ _EXPORTS = {
     "resolve_inside": "paths",
     "Input": "nodeapi", "NodeSpec": "nodeapi", "node": "nodeapi",
     "BaseObserver": "observer", "Observer": "observer", "RecordingObserver": "observer",
-    "Registry": "registry", "Settings": "settings", "Problem": "validation", "validate": "validation",
+    "Registry": "registry", "Settings": "settings", "Problem": "validation", "validate": "plan",
+    "Plan": "plan", "compile_workflow": "plan", "can_feed": "links", "check_value": "links",
     "Workflow": "workflow", "png_info": "workflow",
     "DeclarationError": "errors", "Interrupted": "errors", "LoomError": "errors",
     "MigrationError": "errors", "NodeError": "errors", "RegistryError": "errors",
@@ -51,5 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .observer import BaseObserver, Observer, RecordingObserver
     from .registry import Registry
     from .settings import Settings
-    from .validation import Problem, validate
+    from .links import can_feed, check_value
+    from .plan import Plan, compile_workflow, validate
+    from .validation import Problem
     from .workflow import Workflow, png_info

@@ -85,7 +85,7 @@ def _load(path: str) -> Any:
 def cmd_validate(ns: argparse.Namespace) -> int:
     """Exit 0 when valid, 2 with one line per problem when not, 1 when unreadable."""
     from .registry import Registry
-    from .validation import validate
+    from .plan import validate
     settings = settings_from_args(ns)
     try:
         wf = _load(ns.workflow)

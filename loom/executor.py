@@ -1,4 +1,4 @@
-"""Runs a validated workflow: prune, order, cache by signature, report events."""
+"""Runs a compiled Plan: skip what is cached, run the rest in order, report events."""
 from __future__ import annotations
 
 import logging
@@ -15,14 +15,16 @@ from .cache import DEFAULT_MAX_ENTRIES, OutputCache, literal_key, node_key
 from .context import Context
 from .devices import resolve_device, resolve_dtype
 from .errors import Interrupted, LoomError, MigrationError, NodeError, UserInputError, ValidationError
+from .links import check_value
 from .model_manager import ModelManager
-from .models import resolve_model
-from .nodeapi import InputSpec, NodeSpec, check_widget_value
+from .nodeapi import NodeSpec
 from .observer import BaseObserver, Observer
+from .plan import Link, Plan, Step, compile_workflow
 from .registry import Registry
 from .settings import Settings
-from .validation import check, resolve_input_image
-from .workflow import Workflow, is_link
+from .types import type_name
+from .validation import convert_value
+from .workflow import Workflow
 
 log = logging.getLogger(__name__)
 
@@ -100,9 +102,9 @@ class Executor:
         self._interrupt.set()
 
     # --- running -----------------------------------------------------------------
-    def run(self, workflow: Workflow | dict[str, Any], observer: Observer | None = None,
+    def run(self, workflow: Plan | Workflow | dict[str, Any], observer: Observer | None = None,
             run_id: str | None = None) -> RunResult:
-        """Validate and run; raises ValidationError, NodeError or Interrupted."""
+        """Run a Plan (or compile a workflow first); raises ValidationError, NodeError or Interrupted."""
         obs: Observer = observer or BaseObserver()
         run_id = run_id or uuid.uuid4().hex[:12]
         with self._lock:
@@ -114,63 +116,74 @@ class Executor:
                 self.cache.release()  # outputs of this run become evictable again
                 self.current_run = None
 
-    def _run(self, workflow: Workflow | dict[str, Any], obs: Observer, run_id: str) -> RunResult:
+    def compile(self, workflow: Workflow | dict[str, Any], targets: list[str] | None = None,
+                upgraded: bool = False) -> Plan:
+        """Compile with this executor's registry and settings; raises ValidationError."""
         if isinstance(workflow, dict):
             workflow = Workflow.from_dict(workflow, copy_data=False)  # read, never written
-        try:
-            wf = self.registry.upgrade(workflow)
-        except MigrationError as exc:  # node code failed: that node's failure
-            err = _migration_error(exc)
-            obs.node_failed(run_id, err.node, err.error_type, err.message, err.traceback)
-            obs.run_failed(run_id, err.node, err.error_type, err.message)
-            raise err from exc
-        problems, plan = check(wf, self.registry, self.settings, upgraded=True)
-        if problems or plan is None:
-            obs.run_failed(run_id, None, "ValidationError", "; ".join(map(str, problems)))
-            raise ValidationError(problems)
+        plan = compile_workflow(workflow, self.registry, self.settings, targets, upgraded=upgraded)
+        if isinstance(plan, list):
+            raise ValidationError(plan)
+        return plan
+
+    def _run(self, workflow: Plan | Workflow | dict[str, Any], obs: Observer, run_id: str) -> RunResult:
+        if isinstance(workflow, Plan):
+            plan = workflow
+            if plan.settings is None:
+                raise ValueError("this plan was compiled without settings; compile it to run it")
+        else:
+            try:
+                plan = self._compile_for_run(workflow)
+            except MigrationError as exc:  # node code failed: that node's failure
+                err = _migration_error(exc)
+                obs.node_failed(run_id, err.node, err.error_type, err.message, err.traceback)
+                obs.run_failed(run_id, err.node, err.error_type, err.message)
+                raise err from exc
+            except ValidationError as exc:
+                obs.run_failed(run_id, None, "ValidationError", "; ".join(map(str, exc.problems)))
+                raise
         try:  # a bad --device or --precision fails the run before any node runs
             device, dtype = self.device, self.dtype
         except LoomError as exc:
             obs.run_failed(run_id, None, type(exc).__name__, str(exc))
             raise
         log.debug("run %s on %s in %s", run_id, device, dtype)
-        nodes: dict[str, dict[str, Any]] = wf.nodes
-        specs = {nid: self.registry[nodes[nid]["type"]] for nid in plan.needed}
-        outputs = plan.outputs
-        order = plan.order
+        steps = plan.steps
         result = RunResult(run_id)
         run_info: dict[str, Any] = {"run": run_id, "seeds": {}}
-        wf_dict = wf.to_dict(copy_data=False)
         keys: dict[str, str | None] = {}
         values: dict[str, dict[str, Any]] = {}
         uis: dict[str, dict[str, Any]] = {}
-        for nid in order:  # phase 1: keys that are known before running anything
-            keys[nid] = self._key(nid, nodes[nid], specs[nid], keys, values, run_info)
-            hit = self.cache.get(keys[nid]) if keys[nid] else None
-            if hit is not None:
-                values[nid], uis[nid] = hit
-            _record_seeds(nid, nodes[nid], specs[nid], values, run_info)  # cached ones made it too
-        self.cache.pin([k for k in keys.values() if k])  # what this workflow needs stays cached
-        need: set[str] = set(outputs)
-        for nid in reversed(order):  # a cached node does not need its inputs
+        cache = self.cache
+        for nid, step in steps.items():  # keys known before running anything
+            key = keys[nid] = step.key
+            if key is not None:
+                hit = cache.get(key)
+                if hit is not None:
+                    values[nid], uis[nid] = hit
+        cache.pin([k for k in keys.values() if k])  # what this workflow needs stays cached
+        need: set[str] = set(plan.outputs)
+        for nid in reversed(plan.order):  # a cached node does not need its inputs
             if nid in need and nid not in values:
-                need.update(v["node"] for v in nodes[nid].get("inputs", {}).values() if is_link(v))
-        run_order = [n for n in order if n in need]
+                need.update(lk.node for lk in steps[nid].links)
+        run_order = [n for n in plan.order if n in need]
+        for nid, step in steps.items():  # every node that made the result records its seeds
+            if step.seeds and (nid in values or nid not in need):
+                _record_seeds(step, values, run_info)
         to_execute = [n for n in run_order if n not in values]
         obs.run_started(run_id, to_execute, [n for n in run_order if n in values])
+        document = plan.document
         current: str | None = None
         try:
             for nid in run_order:
                 current = nid
                 if nid in values:
-                    _record_seeds(nid, nodes[nid], specs[nid], values, run_info)
                     result.cached.append(nid)
                     obs.node_cached(run_id, nid, uis[nid])
                     continue
                 if self._interrupt.is_set():
                     raise Interrupted(f"interrupted before node {nid!r}")
-                self._execute(nid, nodes[nid], specs[nid], keys, values, uis, run_info,
-                              wf_dict, obs, result)
+                self._execute(steps[nid], keys, values, uis, run_info, document, obs, result)
         except Interrupted:
             obs.run_interrupted(run_id, current)
             raise
@@ -178,83 +191,41 @@ class Executor:
             obs.node_failed(run_id, err.node, err.error_type, err.message, err.traceback)
             obs.run_failed(run_id, err.node, err.error_type, err.message)
             raise
-        for nid in outputs:
+        for nid in plan.outputs:
             if nid in values:
                 result.outputs[nid] = values[nid]
                 result.ui[nid] = uis.get(nid, {})
         obs.run_finished(run_id, result)
         return result
 
-    def _key(self, nid: str, entry: dict[str, Any], spec: NodeSpec, keys: dict[str, str | None],
-             values: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> str | None:
-        """The cache key, or None when it can only be known after running upstream nodes."""
-        if not spec.cache:
-            return None
-        literals: dict[str, Any] = {}
-        links: list[tuple[str, str, str]] = []
-        for name, v in entry.get("inputs", {}).items():
-            if is_link(v):
-                pk = keys.get(v["node"])
-                if pk is None:
-                    return None
-                links.append((name, pk, v["output"]))
-            else:
-                literals[name] = v
-        fp = None
-        if spec.fingerprint is not None:
-            if any(is_link(v) and v["node"] not in values for v in entry.get("inputs", {}).values()):
-                return None
-            try:
-                kwargs = self._inputs(nid, entry, spec, values, run_info)
-                fp = str(spec.fingerprint(**kwargs))
-            except BaseException as exc:  # noqa: BLE001 - computed again, and failed, when the node runs
-                log.debug("fingerprint of %s failed: %s", nid, exc)
-                return None
-        return node_key(spec.id, spec.version, literals, links, fp)
+    def _compile_for_run(self, workflow: Workflow | dict[str, Any]) -> Plan:
+        if isinstance(workflow, dict):
+            workflow = Workflow.from_dict(workflow, copy_data=False)  # read, never written
+        upgraded = self.registry.upgrade(workflow)  # MigrationError names the node whose code failed
+        return self.compile(upgraded, upgraded=True)
 
-    def _inputs(self, nid: str, entry: dict[str, Any], spec: NodeSpec,
-                values: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> dict[str, Any]:
-        given = entry.get("inputs", {})
-        kwargs: dict[str, Any] = {}
-        for inp in spec.inputs:
-            v = given.get(inp.name)
-            linked = is_link(v)
-            if linked:
-                v = values[v["node"]][v["output"]]
-            elif v is None:
-                v = inp.default
-            kwargs[inp.name] = self._convert(nid, inp, v, linked, run_info) if v is not None else None
+    def _inputs(self, step: Step, values: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> dict[str, Any]:
+        kwargs = dict(step.values)
+        for lk in step.links:
+            v = values[lk.node][lk.output]
+            if lk.widget is not None and v is not None:
+                v = convert_value(step.id, lk.widget, v, self.settings)
+                if lk.widget.widget == "seed":
+                    run_info["seeds"][f"{step.id}.{lk.input}"] = v
+            kwargs[lk.input] = v
+        for name, v in step.seeds:
+            if not isinstance(v, Link) and v is not None:
+                run_info["seeds"][f"{step.id}.{name}"] = v
         return kwargs
 
-    def _convert(self, nid: str, inp: InputSpec, v: Any, linked: bool, run_info: dict[str, Any]) -> Any:
-        if inp.kind != "widget":
-            return v
-        if linked:
-            msg = check_widget_value(nid, inp, v.value if hasattr(v, "value") and inp.enum else v)
-            if msg:
-                raise UserInputError(msg, inp.name)
-        if inp.enum is not None and not isinstance(v, inp.enum):
-            return inp.enum(v)
-        if inp.widget == "float":
-            return float(v)
-        if inp.widget in ("int", "seed"):
-            if inp.widget == "seed":
-                run_info["seeds"][f"{nid}.{inp.name}"] = int(v)
-            return int(v)
-        if inp.widget == "model_file":
-            return resolve_model(self.settings, inp.model_kind or "", v)
-        if inp.widget == "image_file":
-            return resolve_input_image(self.settings, v)
-        return v
-
-    def _execute(self, nid: str, entry: dict[str, Any], spec: NodeSpec,
-                 keys: dict[str, str | None], values: dict[str, dict[str, Any]],
+    def _execute(self, step: Step, keys: dict[str, str | None], values: dict[str, dict[str, Any]],
                  uis: dict[str, dict[str, Any]], run_info: dict[str, Any],
-                 wf_dict: dict[str, Any], obs: Observer, result: RunResult) -> None:
+                 document: Any, obs: Observer, result: RunResult) -> None:
+        nid, spec = step.id, step.spec
         try:  # inputs and a late key (a fingerprint is node code: its failure is the node's)
-            kwargs = self._inputs(nid, entry, spec, values, run_info)
+            kwargs = self._inputs(step, values, run_info)
             if keys[nid] is None:
-                keys[nid] = self._late_key(nid, entry, spec, keys, kwargs)
+                keys[nid] = self._late_key(step, keys, kwargs)
                 hit = None
                 if spec.cache:
                     self.cache.pin([keys[nid]])  # type: ignore[list-item]
@@ -272,11 +243,12 @@ class Executor:
         ctx = Context(node_id=nid, node_type=spec.id, run_id=result.run_id,
                       settings=self.settings, device=self.device, dtype=self.dtype,
                       models=self._models if self._models is not None else _LazyModels(self),
-                      interrupt_event=self._interrupt, workflow=wf_dict, run_info=run_info,
+                      interrupt_event=self._interrupt, workflow=document, run_info=run_info,
                       on_progress=lambda v, t, p, info: obs.node_progress(result.run_id, nid, v, t, p, info))
         t0 = time.perf_counter()
         try:
             out = self._call(spec, ctx, kwargs)
+            _check_outputs(spec, out)
         except Interrupted:  # only ctx.check_interrupted/progress interrupt a run
             raise
         except BaseException as exc:  # noqa: BLE001 - every node failure becomes a NodeError
@@ -288,15 +260,13 @@ class Executor:
         result.executed.append(nid)
         obs.node_finished(result.run_id, nid, ctx.ui)
 
-    def _late_key(self, nid: str, entry: dict[str, Any], spec: NodeSpec,
-                  keys: dict[str, str | None], kwargs: dict[str, Any]) -> str:
+    def _late_key(self, step: Step, keys: dict[str, str | None], kwargs: dict[str, Any]) -> str:
+        spec = step.spec
         if not spec.cache:
             return uuid.uuid4().hex  # a fresh key: every descendant runs again
-        literals = {k: v for k, v in entry.get("inputs", {}).items() if not is_link(v)}
-        links = [(k, keys[v["node"]] or "", v["output"])
-                 for k, v in entry.get("inputs", {}).items() if is_link(v)]
+        links = [(lk.input, keys[lk.node] or "", lk.output) for lk in step.links]
         fp = str(spec.fingerprint(**kwargs)) if spec.fingerprint is not None else None
-        return node_key(spec.id, spec.version, literals, links, fp)
+        return node_key(spec.id, spec.version, dict(step.literals), links, fp)
 
     def _call(self, spec: NodeSpec, ctx: Context, kwargs: dict[str, Any]) -> dict[str, Any]:
         for attempt in (0, 1):
@@ -322,24 +292,25 @@ class _LazyModels:
         return getattr(self._executor.models, name)
 
 
-def _record_seeds(nid: str, entry: dict[str, Any], spec: NodeSpec, values: dict[str, dict[str, Any]],
-                  run_info: dict[str, Any]) -> None:
+def _record_seeds(step: Step, values: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> None:
     """Record the Seed inputs of a node that did not run (its outputs came from the cache).
 
-    Literal seeds are known from the workflow; a linked one when its parent's value is.
-    Executed nodes record theirs as their inputs are converted.
+    Literal seeds are known from the plan; a linked one when its parent's value is.
+    Executed nodes record theirs as their inputs are gathered.
     """
-    given = entry.get("inputs", {})
-    for inp in spec.inputs:
-        if inp.widget != "seed":
-            continue
-        v = given.get(inp.name)
-        if is_link(v):
-            v = values.get(v["node"], {}).get(v["output"])
-        elif v is None:
-            v = inp.default
+    for name, v in step.seeds:
+        if isinstance(v, Link):
+            v = values.get(v.node, {}).get(v.output)
         if isinstance(v, (int, float)) and not isinstance(v, bool):
-            run_info["seeds"][f"{nid}.{inp.name}"] = int(v)
+            run_info["seeds"][f"{step.id}.{name}"] = int(v)
+
+
+def _check_outputs(spec: NodeSpec, out: dict[str, Any]) -> None:
+    """Every output against its declared type: a wrong value fails the node that made it."""
+    for o in spec.outputs:
+        problem = check_value(o.type, out.get(o.name))
+        if problem is not None:
+            raise TypeError(f"output {o.name!r} ({type_name(o.type)}): {problem}")
 
 
 def _migration_error(exc: MigrationError) -> NodeError:

@@ -11,7 +11,8 @@ from .errors import MigrationError, RegistryError
 from .models import list_models
 from .nodeapi import InputSpec, NodeSpec, declared_in
 from .settings import Settings
-from .types import COERCIONS, ImageFile, ModelFile, Seed, type_name
+from .links import accepted_types, can_feed
+from .types import ImageFile, ModelFile, Seed, type_name
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +86,31 @@ class Registry:
         return len(self._specs)
 
     # --- schemas -----------------------------------------------------------------
+    def output_types(self) -> list[Any]:
+        """Every type some registered node outputs (what an input's ``accepts`` is drawn from)."""
+        seen: dict[Any, None] = {}
+        for spec in self._specs.values():
+            for out in spec.outputs:
+                seen.setdefault(out.type, None)
+        return list(seen)
+
     def schemas(self, settings: Settings | None = None) -> list[dict[str, Any]]:
         """The JSON schema of every node (model combos list files found under ``settings``)."""
-        return [self.schema(s, settings) for s in sorted(self._specs.values(),
-                                                          key=lambda s: (s.category, s.id))]
+        types = self.output_types()
+        return [self.schema(s, settings, types) for s in sorted(self._specs.values(),
+                                                                 key=lambda s: (s.category, s.id))]
 
-    def schema(self, spec: NodeSpec, settings: Settings | None = None) -> dict[str, Any]:
-        """The JSON schema of one node."""
+    def schema(self, spec: NodeSpec, settings: Settings | None = None,
+               output_types: list[Any] | None = None) -> dict[str, Any]:
+        """The JSON schema of one node. Each input lists in ``accepts`` the output types that
+        may feed it (``loom.links.can_feed``): the canvas connects by that list alone."""
+        types = self.output_types() if output_types is None else output_types
         return {
             "id": spec.id, "title": spec.title, "category": spec.category,
             "version": spec.version, "description": spec.description,
             "output_node": spec.output, "cache": spec.cache and spec.fingerprint is None,
-            "inputs": [_input_schema(i, settings) for i in spec.inputs],
-            "outputs": [{"name": o.name, "type": type_name(o.type), "types": output_types(o.type)}
-                        for o in spec.outputs],
+            "inputs": [_input_schema(i, settings, types) for i in spec.inputs],
+            "outputs": [{"name": o.name, "type": type_name(o.type)} for o in spec.outputs],
         }
 
     # --- migrations --------------------------------------------------------------
@@ -140,53 +152,9 @@ def _migrate(nid: str, spec: NodeSpec, version: int, inputs: dict[str, Any]) -> 
     return inputs
 
 
-def output_types(tp: Any) -> list[str]:
-    """An output's type and every type it may connect to (bases and coercions)."""
-    if tp is Any:
-        return ["*"]
-    names: list[str] = []
-    if isinstance(tp, type):
-        for base in tp.__mro__:
-            if base is object or base.__module__ == "builtins" and base not in (int, float, str, bool):
-                continue
-            names.append(type_name(base))
-        for a, b in COERCIONS:
-            if a is tp:
-                names.append(type_name(b))
-        if tp is int:
-            names.append("seed")
-        if tp is str:
-            names += ["model_file", "image_file", "combo"]
-    else:
-        names.append(type_name(tp))
-    return list(dict.fromkeys(names))
-
-
-def compatible(out_type: Any, inp: InputSpec) -> bool:
-    """May an output of ``out_type`` feed input ``inp``?"""
-    in_type = inp.type
-    if out_type is Any or in_type is Any:
-        return True
-    if not isinstance(out_type, type):
-        return out_type == in_type
-    if inp.widget == "combo":
-        if inp.enum is not None and issubclass(out_type, inp.enum):
-            return True
-        return out_type is str or (issubclass(out_type, int) and all(
-            isinstance(c, int) for c in inp.choices or ()))
-    if inp.widget in ("model_file", "image_file"):
-        return issubclass(out_type, str)
-    if inp.widget == "seed":
-        return issubclass(out_type, int) and out_type is not bool
-    if isinstance(in_type, type):
-        if issubclass(out_type, in_type):
-            return out_type is not bool or in_type is bool or in_type is object
-        return (out_type, in_type) in COERCIONS
-    return False
-
-
-def _input_schema(i: InputSpec, settings: Settings | None) -> dict[str, Any]:
-    d: dict[str, Any] = {"name": i.name, "type": i.type_name, "kind": i.kind, "required": i.required}
+def _input_schema(i: InputSpec, settings: Settings | None, output_types: list[Any]) -> dict[str, Any]:
+    d: dict[str, Any] = {"name": i.name, "type": i.type_name, "kind": i.kind, "required": i.required,
+                         "accepts": accepted_types(i, output_types)}
     if i.kind == "widget":
         default = i.default.value if isinstance(i.default, enum.Enum) else i.default
         d["default"] = default
@@ -223,4 +191,4 @@ def _uploaded_images(settings: Settings) -> list[str]:
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
-__all__ = ["Registry", "PluginError", "compatible", "output_types", "ModelFile", "ImageFile", "Seed"]
+__all__ = ["Registry", "PluginError", "can_feed", "ModelFile", "ImageFile", "Seed"]

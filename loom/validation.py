@@ -1,6 +1,10 @@
-"""Finding every problem of a workflow at once, before anything runs."""
+"""The checks of one workflow node: inputs, links, literal values, files; run order helpers.
+
+``loom.plan.compile`` runs these over a whole workflow and turns the result into a Plan.
+"""
 from __future__ import annotations
 
+import enum
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -8,13 +12,14 @@ from typing import Any
 
 import networkx as nx
 
-from .errors import LoomError, UserInputError
+from .errors import UserInputError
+from .links import can_feed
 from .models import resolve_model
 from .nodeapi import InputSpec, NodeSpec, check_widget_value
-from .registry import Registry, compatible
+from .paths import resolve_inside
 from .settings import Settings
 from .types import type_name
-from .workflow import Workflow, is_link
+from .workflow import is_link
 
 CODES = ("bad_node", "unknown_type", "version_too_new", "bad_inputs", "unknown_input",
          "missing_input", "bad_link", "missing_node", "missing_output", "type_mismatch",
@@ -94,67 +99,11 @@ def topological_order(nodes: dict[str, Any]) -> list[str]:
     return order
 
 
-@dataclass
-class Plan:
-    """What validation learned that the executor reuses: the needed nodes in run order."""
-
-    order: list[str]
-    needed: list[str]
-    outputs: list[str]
-
-
-def validate(workflow: Workflow | dict[str, Any], registry: Registry,
-             settings: Settings | None = None, upgraded: bool = False) -> list[Problem]:
-    """Every problem of the workflow (see ``check``)."""
-    return check(workflow, registry, settings, upgraded)[0]
-
-
-def check(workflow: Workflow | dict[str, Any], registry: Registry,
-          settings: Settings | None = None, upgraded: bool = False) -> tuple[list[Problem], Plan | None]:
-    """Every problem of the workflow. Nodes that feed no output node are not checked
-    (like a scratch node on the canvas), except for unknown types and cycles.
-    ``upgraded=True`` skips applying migrations (the caller already did)."""
-    try:
-        if upgraded and isinstance(workflow, Workflow):
-            wf = workflow
-        elif isinstance(workflow, dict) and not isinstance(workflow.get("nodes"), dict):
-            return [Problem(None, None, "bad_node", "a workflow needs \"nodes\": an object")], None
-        else:
-            wf = registry.upgrade(workflow)
-    except LoomError as exc:
-        return [Problem(None, None, "bad_node", str(exc))], None
-    except Exception as exc:  # noqa: BLE001 - a migration raised
-        return [Problem(None, None, "bad_node", f"migrating the workflow failed: {exc}")], None
-    nodes = wf.nodes
-    problems: list[Problem] = []
-    specs: dict[str, NodeSpec] = {}
-    for nid, entry in nodes.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
-            problems.append(Problem(nid, None, "bad_node", "a node needs a \"type\" string"))
-            continue
-        spec = registry.get(entry["type"])
-        if spec is None:
-            problems.append(Problem(nid, None, "unknown_type",
-                                    f"unknown node type {entry['type']!r} (is its plugin installed?)"))
-            continue
-        specs[nid] = spec
-    outputs = [nid for nid, s in specs.items() if s.output]
-    if not outputs:
-        problems.append(Problem(None, None, "no_output",
-                                "the workflow has no output node (save, preview or a metric)"))
-    order = topological_order(nodes)
-    needed = needed_nodes(nodes, outputs)
-    for nid in needed:
-        if nid in specs:
-            problems += _check_node(nid, nodes[nid], specs[nid], nodes, specs, settings)
-    if len(order) < len(nodes):  # only now is a graph library worth it: to name the cycles
-        problems += _cycles(_link_graph(nodes))
-    needed_set = set(needed)
-    return problems, Plan([nid for nid in order if nid in needed_set], needed, outputs)
-
-
-def _check_node(nid: str, entry: dict[str, Any], spec: NodeSpec, nodes: dict[str, Any],
-                specs: dict[str, NodeSpec], settings: Settings | None) -> list[Problem]:
+def check_node(nid: str, entry: dict[str, Any], spec: NodeSpec, nodes: dict[str, Any],
+               specs: dict[str, NodeSpec], settings: Settings | None,
+               values: dict[str, Any]) -> list[Problem]:
+    """The problems of one node; fills ``values`` with its literal inputs (and defaults)
+    converted for the function (see ``convert_value``)."""
     out: list[Problem] = []
     ver = entry.get("version", spec.version)
     if not isinstance(ver, int) or ver > spec.version:
@@ -174,6 +123,10 @@ def _check_node(nid: str, entry: dict[str, Any], spec: NodeSpec, nodes: dict[str
             if inp.required and (inp.kind == "socket" or inp.default is None):
                 what = f"a link from a {inp.type_name} output" if inp.kind == "socket" else "a value"
                 out.append(Problem(nid, inp.name, "missing_input", f"required input needs {what}"))
+            elif inp.default is not None:
+                values[inp.name] = _converted(inp, inp.default, None)
+            else:
+                values[inp.name] = None
             continue
         value = inputs[inp.name]
         if isinstance(value, dict) and ("node" in value or "output" in value):
@@ -182,7 +135,7 @@ def _check_node(nid: str, entry: dict[str, Any], spec: NodeSpec, nodes: dict[str
             out.append(Problem(nid, inp.name, "expects_link",
                                f"needs a link from a {inp.type_name} output, got the value {value!r}"))
         else:
-            out += _check_literal(nid, inp, value, settings)
+            out += _check_literal(nid, inp, value, settings, values)
     return out
 
 
@@ -202,41 +155,69 @@ def _check_link(nid: str, inp: InputSpec, link: Any, nodes: dict[str, Any],
         names = ", ".join(src_spec.output_map) or "none"
         return [Problem(nid, inp.name, "missing_output",
                         f"node {src!r} ({src_spec.id}) has no output {out_name!r} (outputs: {names})")]
-    if not compatible(out.type, inp):
+    if not can_feed(out.type, inp):
         return [Problem(nid, inp.name, "type_mismatch",
                         f"expects {inp.type_name}, but {src}.{out_name} is {type_name(out.type)}")]
     return []
 
 
-def _check_literal(nid: str, inp: InputSpec, value: Any, settings: Settings | None) -> list[Problem]:
+def _check_literal(nid: str, inp: InputSpec, value: Any, settings: Settings | None,
+                   values: dict[str, Any]) -> list[Problem]:
     msg = check_widget_value(nid, inp, value)
     if msg:
         return [Problem(nid, inp.name, _widget_code(msg), msg)]
-    if inp.widget == "model_file" and settings is not None:
-        try:
-            resolve_model(settings, inp.model_kind or "", value)
-        except UserInputError as exc:
-            return [Problem(nid, inp.name, "missing_model", str(exc))]
-    if inp.widget == "image_file" and settings is not None:
-        try:
-            resolve_input_image(settings, value)
-        except UserInputError as exc:
-            return [Problem(nid, inp.name, "missing_file", str(exc))]
+    try:
+        values[inp.name] = _converted(inp, value, settings)
+    except UserInputError as exc:
+        code = "missing_model" if inp.widget == "model_file" else "missing_file"
+        return [Problem(nid, inp.name, code, str(exc))]
     return []
 
 
+def convert_value(nid: str, inp: InputSpec, value: Any, settings: Settings | None) -> Any:
+    """A widget value as the node function receives it, or UserInputError naming the input.
+
+    Enum combos get the member, numbers their type, model and image names the resolved
+    ``Path`` (only with ``settings``). Compile converts literals once; the executor converts
+    values that arrive over a link with this same function.
+    """
+    if inp.kind != "widget":
+        return value
+    msg = check_widget_value(nid, inp, value.value if isinstance(value, enum.Enum) and inp.enum else value)
+    if msg:
+        raise UserInputError(msg, inp.name)
+    return _converted(inp, value, settings)
+
+
+def _converted(inp: InputSpec, value: Any, settings: Settings | None) -> Any:
+    if inp.kind != "widget":
+        return value
+    if inp.enum is not None:
+        return value if isinstance(value, inp.enum) else inp.enum(value)
+    if inp.widget == "float":
+        return float(value)
+    if inp.widget in ("int", "seed"):
+        return int(value)
+    if inp.widget == "model_file" and settings is not None:
+        return resolve_model(settings, inp.model_kind or "", value)
+    if inp.widget == "image_file" and settings is not None:
+        return resolve_input_image(settings, value)
+    return value
+
+
 def resolve_input_image(settings: Settings, name: str) -> Path:
-    """Absolute path of an uploaded image, never outside the input folder."""
+    """Absolute path of an uploaded image, strictly inside the input folder (``resolve_inside``)."""
     root = settings.inputs.resolve()
-    path = (root / name).resolve()
-    if not name or Path(name).is_absolute() or not path.is_relative_to(root):
-        raise UserInputError(f"image {name!r} must be a file name inside {root}")
+    try:
+        path = resolve_inside(root, name)
+    except ValueError as exc:
+        raise UserInputError(f"image {name!r} {exc}: use a file name inside {root}") from None
     if not path.is_file():
         raise UserInputError(f"image {name!r} not found in {root} (upload it first)")
     return path
 
 
-def _link_graph(nodes: dict[str, Any]) -> nx.DiGraph:
+def link_graph(nodes: dict[str, Any]) -> nx.DiGraph:
     g = nx.DiGraph()
     g.add_nodes_from(nodes)
     g.add_edges_from((link["node"], nid) for nid in nodes for _, link in _links(nodes[nid])
@@ -244,7 +225,7 @@ def _link_graph(nodes: dict[str, Any]) -> nx.DiGraph:
     return g
 
 
-def _cycles(g: nx.DiGraph) -> list[Problem]:
+def cycles(g: nx.DiGraph) -> list[Problem]:
     out = []
     for comp in nx.strongly_connected_components(g):
         first = next(iter(comp))

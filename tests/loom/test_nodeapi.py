@@ -19,13 +19,14 @@ def test_schema_of_every_widget_kind(registry):
     json.dumps(s)  # serializes
     by = {i["name"]: i for i in s["inputs"]}
     assert by["mode"] == {"name": "mode", "type": "combo", "kind": "widget", "required": False,
-                          "default": "x", "choices": ["x", "y"]}
+                          "default": "x", "choices": ["x", "y"], "accepts": ["str"]}
     assert by["colour"]["choices"] == ["red", "blue"] and by["colour"]["default"] == "red"
     assert by["seed"]["type"] == "seed" and by["seed"]["randomize"] is True
     assert by["seed"]["min"] == 0 and by["seed"]["max"] == SEED_MAX
-    assert by["flag"] == {"name": "flag", "type": "bool", "kind": "widget", "required": False, "default": False}
+    assert by["flag"] == {"name": "flag", "type": "bool", "kind": "widget", "required": False,
+                          "default": False, "accepts": []}  # no node of this registry outputs a bool
     assert by["text"]["multiline"] is True and by["text"]["type"] == "str"
-    assert s["outputs"] == [{"name": "str", "type": "str", "types": ["str", "model_file", "image_file", "combo"]}]
+    assert s["outputs"] == [{"name": "str", "type": "str"}]
     assert s["description"] == "Every widget kind."
 
 
@@ -40,7 +41,8 @@ def test_schema_numbers_sockets_optional_and_outputs(registry):
     dm = schema_of(registry, "t_divmod")
     assert [o["name"] for o in dm["outputs"]] == ["quotient", "remainder"]
     img = schema_of(registry, "t_image_sink")["inputs"][0]
-    assert img == {"name": "image", "type": "Image", "kind": "socket", "required": True}
+    assert img == {"name": "image", "type": "Image", "kind": "socket", "required": True,
+                   "accepts": ["Image"]}
 
 
 def test_model_and_image_file_widgets(tmp_path):
