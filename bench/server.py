@@ -73,13 +73,14 @@ class Listener:
         """Read until the socket closes."""
         self.ws = await session.ws_connect(url, max_msg_size=0)
         async for msg in self.ws:
-            ev = msg.json()
-            run = ev.get("run")
-            if run is None:
-                continue
-            self.events.setdefault(run, []).append(ev["type"])
-            if ev["type"] in ("run.finished", "run.failed"):
-                self.finished_at[run] = time.perf_counter()
+            data = msg.json()  # one event, or the events of one server tick (an array)
+            for ev in data if isinstance(data, list) else [data]:
+                run = ev.get("run")
+                if run is None:
+                    continue
+                self.events.setdefault(run, []).append(ev["type"])
+                if ev["type"] in ("run.finished", "run.failed"):
+                    self.finished_at[run] = time.perf_counter()
 
 
 async def bench(port: int, runs: int, clients: int, paced: int, pid: int) -> dict[str, Any]:

@@ -82,6 +82,8 @@ def _image(value: Any) -> str | None:
         return f"expected an image (a float tensor B×C×H×W), got {_describe(value)}"
     if value.shape[1] not in (1, 3, 4):
         return f"expected an image with 1, 3 or 4 channels, got {_describe(value)}"
+    if value.shape[0] == 0:
+        return "expected an image batch, got an empty one"
     return None
 
 

@@ -183,6 +183,8 @@ def convert_value(nid: str, inp: InputSpec, value: Any, settings: Settings | Non
     """
     if inp.kind != "widget":
         return value
+    if isinstance(value, bool) and inp.widget == "int":
+        value = int(value)  # the bool -> int coercion of loom.types.COERCIONS
     msg = check_widget_value(nid, inp, value.value if isinstance(value, enum.Enum) and inp.enum else value)
     if msg:
         raise UserInputError(msg, inp.name)

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 from loom import Context, Input, UserInputError, file_fingerprint, node, png_info, resolve_inside
 from loom.types import Image, ImageFile, Mask
 
-from ._lib.imageutil import check_image, from_numpy, from_pil, to_pil
+from ._lib.imageutil import from_numpy, from_pil, to_pil
 
 SampleName = Literal["astronaut", "chelsea", "coffee", "rocket", "camera", "brick", "grass", "gravel"]
 
@@ -72,7 +72,6 @@ def _next_path(folder: Path, prefix: str) -> Path:
 def save_image(ctx: Context, images: Image,
                prefix: str = Input("loom", help="file name prefix; '/' makes sub-folders")) -> None:
     """Save images as PNG files in the output folder, with the workflow embedded."""
-    images = check_image(images, "images")
     root = ctx.output_dir
     saved = []
     for i in range(images.shape[0]):
@@ -87,7 +86,6 @@ def save_image(ctx: Context, images: Image,
 @node(category="image/output", output=True)
 def preview_image(ctx: Context, images: Image) -> None:
     """Show images on the canvas without saving them to the output folder."""
-    images = check_image(images, "images")
     root = ctx.preview_dir
     shown = []
     for i in range(images.shape[0]):

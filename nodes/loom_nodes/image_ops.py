@@ -9,17 +9,9 @@ import torch.nn.functional as F
 from loom import Input, UserInputError, node
 from loom.types import Image
 
-from ._lib.imageutil import check_image
 
 ResizeMethod = Literal["bilinear", "bicubic", "nearest", "area"]
 BlendMode = Literal["normal", "multiply", "screen", "overlay", "difference", "add"]
-
-
-def _checked(image: object, name: str) -> torch.Tensor:
-    try:
-        return check_image(image, name)
-    except ValueError as exc:
-        raise UserInputError(str(exc), input=name) from exc
 
 
 def resize(image: torch.Tensor, height: int, width: int, method: str = "bilinear") -> torch.Tensor:
@@ -38,7 +30,6 @@ def resize_image(image: Image,
                  height: int = Input(512, ge=0, le=8192, help="0 = keep aspect from width"),
                  method: ResizeMethod = "bilinear") -> Image:
     """Resize images to a width and height (0 keeps the aspect ratio)."""
-    image = _checked(image, "image")
     h0, w0 = image.shape[2], image.shape[3]
     if width == 0 and height == 0:
         raise UserInputError("width and height are both 0; set at least one", input="width")
@@ -53,7 +44,6 @@ def resize_image(image: Image,
 def crop_image(image: Image, x: int = Input(0, ge=0, le=8192), y: int = Input(0, ge=0, le=8192),
                width: int = Input(256, ge=1, le=8192), height: int = Input(256, ge=1, le=8192)) -> Image:
     """Cut a rectangle out of images (x, y is the top-left corner)."""
-    image = _checked(image, "image")
     h0, w0 = image.shape[2], image.shape[3]
     if x + width > w0:
         raise UserInputError(f"x + width = {x + width} is beyond the image width {w0}", input="width")
@@ -76,7 +66,6 @@ def _match(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def blend_images(a: Image, b: Image, factor: float = Input(0.5, ge=0.0, le=1.0, step=0.01),
                  mode: BlendMode = "normal") -> Image:
     """Blend b over a with a blend mode; factor 0 gives a, 1 gives the full effect of b."""
-    a, b = _checked(a, "a"), _checked(b, "b")
     b = _match(a, b)
     if mode == "normal":
         mixed = b
@@ -96,13 +85,12 @@ def blend_images(a: Image, b: Image, factor: float = Input(0.5, ge=0.0, le=1.0, 
 @node(category="image/adjust")
 def invert_image(image: Image) -> Image:
     """Invert colours (1 - value)."""
-    return 1.0 - _checked(image, "image")
+    return 1.0 - image
 
 
 @node(category="image/batch")
 def image_batch(a: Image, b: Image) -> Image:
     """Join two image batches into one; b is resized to a's size when they differ."""
-    a, b = _checked(a, "a"), _checked(b, "b")
     b = resize(b, a.shape[2], a.shape[3])
     if b.shape[1] != a.shape[1]:
         raise UserInputError(f"channel counts differ: {a.shape[1]} and {b.shape[1]}", input="b")

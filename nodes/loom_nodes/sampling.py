@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Literal, Optional
+from typing import Literal, Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -61,10 +61,8 @@ def sample(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: C
                                   help="1 = from pure noise; below 1 keeps that much of the input (img2img)"),
            mask: Optional[Mask] = None) -> Latent:
     """Denoise latents with a diffusion model, guided by positive and negative prompts."""
-    if not isinstance(denoiser, DiffusionDenoiser):
-        raise UserInputError(f"{type(denoiser).__name__} is not a diffusion denoiser", input="denoiser")
-    if not isinstance(scheduler, SchedulerChoice):
-        raise UserInputError(f"{type(scheduler).__name__} is not a scheduler choice", input="scheduler")
+    denoiser = cast(DiffusionDenoiser, denoiser)  # the executor checked the socket types
+    scheduler = cast(SchedulerChoice, scheduler)
     if latent.family not in ("unknown", denoiser.family):
         raise UserInputError(f"this latent comes from the {latent.family!r} latent space but the model "
                              f"works in {denoiser.family!r}", input="latent")

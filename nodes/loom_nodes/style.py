@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from loom import Context, Input, UserInputError, node
 from loom.types import FeatureExtractor, Image, Seed
 
-from ._lib.imageutil import check_image
 from ._lib.style_losses import content_loss, gram, mixed_gram, style_loss, tv_loss
 from .features import Features, features_of, rgb
 
@@ -54,11 +53,8 @@ def _fit(image: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=s < 1).clamp(0, 1)
 
 
-def _checked(image: object, name: str) -> torch.Tensor:
-    try:
-        return rgb(check_image(image, name)).float()
-    except ValueError as exc:
-        raise UserInputError(str(exc), input=name) from exc
+def _rgb(image: torch.Tensor) -> torch.Tensor:
+    return rgb(image).float()
 
 
 def style_targets(ctx: Context, f: Features, styles: list[tuple[torch.Tensor, float]],
@@ -96,9 +92,9 @@ def style_transfer(
 ) -> StyleResult:
     """Repaint the content image in the style of the style image(s) by optimizing its pixels."""
     f = features_of(extractor)
-    content_t = _checked(content, "content")
-    style_t = _checked(style, "style")
-    style2_t = _checked(style_2, "style_2") if style_2 is not None else None
+    content_t = _rgb(content)
+    style_t = _rgb(style)
+    style2_t = _rgb(style_2) if style_2 is not None else None
     c_layers = f.layers(content_layers, f.net.content_layers, "content_layers")
     s_layers = f.layers(style_layers, f.net.style_layers, "style_layers")
     if size:
@@ -187,9 +183,6 @@ def style_loss_curve(losses: StyleLosses, log_scale: bool = True,
                      width: int = Input(640, ge=160, le=2048), height: int = Input(400, ge=120, le=2048)
                      ) -> Image:
     """Plot the losses of a style_transfer run as an image."""
-    if not isinstance(losses, StyleLosses):
-        raise UserInputError(f"expected the losses output of style_transfer, got {type(losses).__name__}",
-                             input="losses")
     if not losses.steps:
         raise UserInputError("the run recorded no steps", input="losses")
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -1,6 +1,8 @@
 """VAE encode and decode, with optional tiling for large images and a float16 NaN guard."""
 from __future__ import annotations
 
+from typing import cast
+
 from loom import Context, Input, UserInputError, node
 from loom.types import VAE, Image, Latent
 
@@ -8,17 +10,16 @@ from ._lib.diffusion import preview as previews
 from ._lib.diffusion.components import DiffusionVAE
 
 
-def _check_vae(vae: VAE) -> DiffusionVAE:
-    if not isinstance(vae, DiffusionVAE):
-        raise UserInputError(f"{type(vae).__name__} is not a diffusion VAE", input="vae")
-    return vae
+def diffusion_vae(vae: VAE) -> DiffusionVAE:
+    """The VAE socket's value as Loom's diffusion VAE (the executor checked it is a VAE)."""
+    return cast(DiffusionVAE, vae)
 
 
 @node(category="latent")
 def vae_decode(ctx: Context, vae: VAE, latent: Latent,
                tile: int = Input(0, ge=0, le=4096, step=64, help="tile size in pixels; 0 = no tiling")) -> Image:
     """Decode latents into images."""
-    v = _check_vae(vae)
+    v = diffusion_vae(vae)
     if latent.family not in ("unknown", v.family):
         raise UserInputError(f"this latent is from the {latent.family!r} latent space but the VAE "
                              f"decodes {v.family!r}; use the model's own VAE", input="latent")
@@ -35,7 +36,7 @@ def vae_decode(ctx: Context, vae: VAE, latent: Latent,
 def vae_encode(ctx: Context, vae: VAE, image: Image,
                tile: int = Input(0, ge=0, le=4096, step=64, help="tile size in pixels; 0 = no tiling")) -> Latent:
     """Encode images into latents (cropped to a multiple of the VAE's downscale factor)."""
-    v = _check_vae(vae)
+    v = diffusion_vae(vae)
     if image.ndim != 4 or image.shape[1] not in (1, 3, 4):
         raise UserInputError(f"image must be (B, 3, H, W), got {tuple(image.shape)}", input="image")
     if image.shape[1] == 1:

@@ -8,20 +8,12 @@ import torch
 from loom import Context, Input, UserInputError, node
 from loom.types import VAE, Image, Latent, Seed
 
-from ._lib.diffusion.components import DiffusionVAE
-from ._lib.imageutil import check_image
+from .vae_nodes import diffusion_vae
 
 
 class VAESample(NamedTuple):
     image: Image
     latent: Latent
-
-
-def _vae(vae: object) -> DiffusionVAE:
-    if not isinstance(vae, DiffusionVAE):
-        raise UserInputError(f"expected a VAE from load_vae or a checkpoint loader, got {type(vae).__name__}",
-                             input="vae")
-    return vae
 
 
 def _noise(ctx: Context, seed: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -39,14 +31,11 @@ def vae_sample(ctx: Context, vae: VAE, seed: Seed = Seed(0), batch: int = Input(
                                "scaling/shift (the diffusion latent space)"),
                image: Optional[Image] = None) -> VAESample:
     """Generate images with a VAE: decode seeded N(0, I) latents, or latents around an encoded image."""
-    v = _vae(vae)
+    v = diffusion_vae(vae)
     d, c = v.downscale, v.latent_channels
     center: torch.Tensor | None = None
     if image is not None:
-        try:
-            img = check_image(image, "image")
-        except ValueError as exc:
-            raise UserInputError(str(exc), input="image") from exc
+        img = image
         if img.shape[1] == 1:
             img = img.expand(-1, 3, -1, -1)
         h, w = img.shape[-2] // d * d, img.shape[-1] // d * d

@@ -1,6 +1,7 @@
 """The persistent queue and history of runs (stdlib sqlite3, WAL, one connection + a lock)."""
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -40,11 +41,17 @@ _SUMMARY = "id, status, ord, created, started, finished, attempts, title, error"
 
 @dataclass
 class ClaimedRun:
-    """A run the worker took off the queue."""
+    """A run the worker took off the queue; its stored workflow is parsed only when asked for
+    (a run queued in this process already has a compiled plan and never needs it)."""
 
     id: str
-    workflow: dict[str, Any]
+    text: str
     attempts: int
+
+    @functools.cached_property
+    def workflow(self) -> dict[str, Any]:
+        """The stored workflow, parsed (depth-capped like every workflow)."""
+        return parse_json(self.text, f"run {self.id}")  # type: ignore[no-any-return]
 
 
 class QueueStore:
@@ -100,8 +107,7 @@ class QueueStore:
                 return None
             self._db.execute("UPDATE runs SET status='running', started=?, attempts=attempts+1 "
                              "WHERE id=?", (time.time(), row["id"]))
-        return ClaimedRun(row["id"], parse_json(row["workflow"], f"run {row['id']}"),
-                          row["attempts"] + 1)
+        return ClaimedRun(row["id"], row["workflow"], row["attempts"] + 1)
 
     def finish(self, run_id: str, status: str, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:

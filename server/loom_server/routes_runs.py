@@ -14,7 +14,9 @@ from .security import ApiError, parse_json_body, read_body
 from .state import CONFIG, HUB, SETTINGS, STORE, WORKER, ready_worker
 
 if TYPE_CHECKING:
-    from loom import Registry, Settings
+    from loom import Settings
+
+    from .worker import Worker
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -30,8 +32,7 @@ async def queue_run(request: web.Request) -> web.Response:
     data = await read_body(request, request.app[CONFIG].body_limit)
     worker = await ready_worker(request)
     run_id, position, front = await asyncio.get_running_loop().run_in_executor(
-        None, _accept, data, worker.registry, request.app[SETTINGS],  # type: ignore[arg-type]
-        request.app[STORE])
+        None, _accept, data, worker, request.app[SETTINGS], request.app[STORE])
     running = worker.current is not None
     request.app[HUB].publish({"type": "run.queued", "run": run_id, "position": position,
                               "front": front, "running": running, "created": time.time()})
@@ -39,12 +40,13 @@ async def queue_run(request: web.Request) -> web.Response:
     return web.json_response({"id": run_id, "position": position}, status=201)
 
 
-def _accept(data: bytes, registry: "Registry", settings: "Settings",
+def _accept(data: bytes, worker: "Worker", settings: "Settings",
             store: QueueStore) -> tuple[str, int, bool]:
-    """Parse, check and queue a POSTed workflow (on an executor thread): (id, position, front).
+    """Parse, compile and queue a POSTed workflow (on an executor thread): (id, position, front).
 
-    The body is freshly parsed and nobody else holds it, so it is used without copies."""
-    from loom import WorkflowFileError, validate
+    The body is freshly parsed and nobody else holds it, so it is used without copies. The
+    compiled plan goes to the worker, which runs it without checking anything again."""
+    from loom import WorkflowFileError, compile_workflow
     from loom.workflow import Workflow
     body = parse_json_body(data)
     if not isinstance(body, dict):
@@ -60,12 +62,13 @@ def _accept(data: bytes, registry: "Registry", settings: "Settings",
     except WorkflowFileError as exc:
         problem = {"node": None, "input": None, "code": "bad_workflow", "message": str(exc)}
         raise ApiError(400, str(exc), problems=[problem]) from None
-    problems = validate(wf, registry, settings)
-    if problems:
-        raise ApiError(400, f"the workflow has {len(problems)} problem(s): "
-                            + "; ".join(str(p) for p in problems[:3]),
-                       problems=[p.to_dict() for p in problems])
-    run_id, position = store.add(wf.to_dict(copy_data=False), front=front)
+    plan = compile_workflow(wf, worker.registry, settings)  # type: ignore[arg-type]
+    if isinstance(plan, list):
+        raise ApiError(400, f"the workflow has {len(plan)} problem(s): "
+                            + "; ".join(str(p) for p in plan[:3]),
+                       problems=[p.to_dict() for p in plan])
+    run_id, position = store.add(plan.document, front=front)
+    worker.offer_plan(run_id, plan)
     return run_id, position, front
 
 
@@ -133,6 +136,7 @@ async def delete_run(request: web.Request) -> web.Response:
     run_id = request.match_info["id"]
     store, hub = request.app[STORE], request.app[HUB]
     if store.cancel(run_id):
+        request.app[WORKER].forget_plan(run_id)
         hub.publish({"type": "run.cancelled", "run": run_id})
         return web.json_response({"id": run_id, "status": "cancelled"})
     status = store.status_of(run_id)

@@ -34,6 +34,9 @@ class Worker:
         self.ready = threading.Event()
         self.current: str | None = None
         self._interrupt_requested: set[str] = set()
+        self._plans: dict[str, Any] = {}  # run id -> Plan compiled when the run was queued
+        self._pending: list[str] = []  # encoded events not yet handed to the loop
+        self._pending_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name="loom-worker", daemon=True)
@@ -84,14 +87,36 @@ class Worker:
             await asyncio.sleep(0.02)
         return True
 
+    def offer_plan(self, run_id: str, plan: Any) -> None:
+        """The compiled plan of a run just queued: the worker runs it as is (no second check)."""
+        self._plans[run_id] = plan
+
+    def forget_plan(self, run_id: str) -> None:
+        """Drop the plan of a run that will not run (cancelled)."""
+        self._plans.pop(run_id, None)
+
     # --- the thread ----------------------------------------------------------------
     def publish(self, event: dict[str, Any]) -> None:
-        """Encode on this thread, deliver on the loop's thread."""
+        """Encode on this thread; the loop sends what gathered since its last turn as one frame.
+
+        A 1,000-node run makes ~2,000 events: one thread hop per event-loop tick instead of
+        one per event, and one WebSocket frame (a JSON array) per tick instead of one per event."""
         text = encode_event(event)
-        try:
-            self.loop.call_soon_threadsafe(self._publish_text, text)
-        except RuntimeError:  # the loop is closed: the server is going away
-            pass
+        with self._pending_lock:
+            self._pending.append(text)
+            first = len(self._pending) == 1
+        if first:
+            try:
+                self.loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:  # the loop is closed: the server is going away
+                pass
+
+    def _flush(self) -> None:
+        """On the loop: hand the gathered events to the clients (one event alone stays an object)."""
+        with self._pending_lock:
+            texts, self._pending = self._pending, []
+        if texts:
+            self._publish_text(texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]")
 
     def _build(self) -> None:
         from loom import Executor, Registry
@@ -136,10 +161,13 @@ class Worker:
         run_id = claimed.id
         self.current = run_id
         obs = ForwardingObserver(self, run_id)
+        plan = self._plans.pop(run_id, None)  # None after a restart: the executor compiles it
         try:
-            result = self.executor.run(claimed.workflow, obs, run_id)
+            result = self.executor.run(plan if plan is not None else claimed.workflow, obs, run_id)
             summary = jsonable({"executed": result.executed, "cached": result.cached,
                                 "ui": result.ui, "timings": result.timings})
+            finished = {"type": "run.finished", "ui": summary["ui"],
+                        "counts": {"executed": len(result.executed), "cached": len(result.cached)}}
         except ValidationError as exc:
             problems = [p.to_dict() for p in exc.problems]
             self._end(run_id, "failed", error={"node": None, "error_type": "ValidationError",
@@ -162,14 +190,14 @@ class Worker:
                                                         "message": "interrupted by the user"},
                           event={"type": "run.interrupted", "node": node})
         except BaseException as exc:  # noqa: BLE001 - fails the run, never ends this thread
-            self._fail_unconverted(run_id, claimed.workflow, obs.running_node, exc)
+            self._fail_unconverted(run_id, _document(plan, claimed), obs.running_node, exc)
         else:
-            self._end(run_id, "finished", result=summary, event={"type": "run.finished", **summary})
+            self._end(run_id, "finished", result=summary, event=finished)
         finally:
             self.current = None
             self._interrupt_requested.discard(run_id)
 
-    def _fail_unconverted(self, run_id: str, workflow: dict[str, Any], node: str | None,
+    def _fail_unconverted(self, run_id: str, workflow: dict[str, Any] | None, node: str | None,
                           exc: BaseException) -> None:
         """Fail a run ended by what the executor did not turn into a NodeError.
 
@@ -206,6 +234,16 @@ class Worker:
             return int(self.store.counts()["queued"])
         except Exception:  # noqa: BLE001
             return None
+
+
+def _document(plan: Any, claimed: ClaimedRun) -> dict[str, Any] | None:
+    """The run's workflow for an error report, or None when even that cannot be read."""
+    if plan is not None:
+        return plan.document  # type: ignore[no-any-return]
+    try:
+        return claimed.workflow
+    except Exception:  # noqa: BLE001 - a damaged stored row: report the run without node types
+        return None
 
 
 def _freeze_startup_heap() -> None:

@@ -182,8 +182,7 @@ def test_missing_weights_and_foreign_generator(ex: Executor, home: Path, tmp_pat
     with pytest.raises(Exception) as err2:
         loom_nodes.gan.read_gan(folder)
     assert "no generator.safetensors" in str(err2.value)
-    with pytest.raises(Exception, match="expected a GAN generator"):
-        loom_nodes.gan._gan(object())
+    # a foreign value on a Generator socket is caught where it is made: tests/loom/test_plan.py
 
 
 # --- VAE as a generator (nodes.vae_sampling) --------------------------------------------------
@@ -285,5 +284,3 @@ def test_vae_sample_errors(vex: Executor) -> None:
         _sample(vex, width=17)
     with pytest.raises(NodeError, match="image is 1x1, smaller than the VAE's 2x2 latent cell"):
         _sample(vex, with_image=True, image_size=1)
-    with pytest.raises(Exception, match="expected a VAE"):
-        loom_nodes.vae_sampling._vae(object())

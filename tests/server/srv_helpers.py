@@ -33,14 +33,22 @@ def counter(steps: int = 3, delay: float = 0.0, start: int = 0, preview: bool = 
               show={"type": "srv_show", "inputs": {"value": link("count", "int")}})
 
 
+_BUFFERED: dict[int, list[dict[str, Any]]] = {}
+
+
 async def next_event(ws, timeout: float = 10.0) -> dict[str, Any]:
-    """The next JSON event from a WebSocket (skips hello/pong)."""
+    """The next JSON event from a WebSocket (skips hello/pong). A frame may hold one event
+    (an object) or the events of one event-loop tick (an array); they come out one by one."""
+    pending = _BUFFERED.setdefault(id(ws), [])
     while True:
+        while pending:
+            ev = pending.pop(0)
+            if ev["type"] not in ("hello", "pong"):
+                return ev
         msg = await asyncio.wait_for(ws.receive(), timeout)
         assert msg.type.name == "TEXT", msg
-        ev = json.loads(msg.data)
-        if ev["type"] not in ("hello", "pong"):
-            return ev
+        data = json.loads(msg.data)
+        pending.extend(data if isinstance(data, list) else [data])
 
 
 async def events_until_end(ws, run_id: str, timeout: float = 20.0) -> list[dict[str, Any]]:

@@ -19,8 +19,10 @@ async def test_event_sequence_of_a_run(client):
     assert events[1]["to_execute"] == ["add", "show"]
     assert [e["node"] for e in events if e["type"] == "node.finished"] == ["add", "show"]
     assert events[-2]["ui"]["values"] == {"value": 5}
-    assert events[-1]["executed"] == ["add", "show"]
+    assert events[-1]["counts"] == {"executed": 2, "cached": 0}
+    assert "executed" not in events[-1]  # the lists are in the run's history entry, not the event
     run = await (await client.get(f"/api/runs/{run_id}")).json()
+    assert run["result"]["executed"] == ["add", "show"]
     assert run["status"] == "finished"  # stored before run.finished was sent
     assert run["result"]["ui"]["show"]["values"] == {"value": 5}
     assert run["workflow"]["nodes"]["add"]["inputs"] == {"a": 2, "b": 3}

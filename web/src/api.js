@@ -117,13 +117,14 @@ export class EventSocket {
         this.onEvent({ type: "binary", blob: msg.data });
         return;
       }
-      let event;
+      let data;
       try {
-        event = JSON.parse(msg.data);
+        data = JSON.parse(msg.data);
       } catch {
         return;
       }
-      this.onEvent(event);
+      // One frame holds one event, or the events of one server event-loop tick (an array).
+      for (const event of Array.isArray(data) ? data : [data]) this.onEvent(event);
     });
     ws.addEventListener("close", () => {
       if (this.ws !== ws) return;

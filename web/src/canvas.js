@@ -1,7 +1,7 @@
 // The litegraph canvas: settings, HiDPI sizing, menus, tooltips, DOM widget frames.
 
 import { LGraph, LGraphCanvas, LGraphGroup, LiteGraph } from "/vendor/litegraph/litegraph.es.js";
-import { canConnect } from "./nodes.js";
+import { canConnect, inputTypeName } from "./nodes.js";
 import { setTooltip } from "./ui.js";
 import { domFrameEnd, domFrameStart, widgetHooks } from "./widgets.js";
 
@@ -73,8 +73,9 @@ export function explainRefusedLinks(canvas, notify) {
     const toInput = lc.state.connectingTo === "input";
     const slot = toInput ? node.getInputOnPos(pos) : node.getOutputOnPos(pos);
     if (!slot) return;
-    const [outType, inType] = toInput ? [from.fromSlot.type, slot.type] : [slot.type, from.fromSlot.type];
-    notify(`Not connected: a ${outType} output cannot feed ${node.title} › ${slot.name} (${inType})`);
+    const [outSlot, inNode, inSlot] = toInput ? [from.fromSlot, node, slot] : [slot, from.node, from.fromSlot];
+    notify(`Not connected: a ${outSlot.type} output cannot feed ${inNode.title} › ${inSlot.name} `
+      + `(${inputTypeName(inNode, inSlot)})`);
   });
 }
 
@@ -134,6 +135,14 @@ function installMenus(canvas) {
   };
 }
 
+/** " · links from float, int" when an input takes links of other types than its own. */
+function takes(inp) {
+  const accepts = (inp.accepts ?? []).filter((t) => t !== "*"); // an Any output feeds all
+  if (inp.type === "*") return "";
+  if (accepts.length === 1 && accepts[0] === inp.type) return "";
+  return accepts.length ? ` · links from ${accepts.join(", ")}` : " · no output can feed it";
+}
+
 function installTooltips(canvas) {
   let last = null;
   canvas.canvas.addEventListener("pointermove", (e) => {
@@ -155,7 +164,8 @@ function installTooltips(canvas) {
         const name = slot?.input?.name ?? widget?.loomInput ?? (slot?.output ? null : undefined);
         const inp = schema.inputs.find((i) => i.name === name);
         if (inp) {
-          text = `${inp.name}: ${inp.type}${inp.required ? "" : " (optional)"}${inp.help ? ` — ${inp.help}` : ""}`;
+          text = `${inp.name}: ${inp.type}${inp.required ? "" : " (optional)"}${takes(inp)}`
+            + `${inp.help ? ` — ${inp.help}` : ""}`;
         } else if (slot?.output) {
           const out = schema.outputs.find((o) => o.name === slot.output.name);
           if (out) text = `${out.name}: ${out.type}`;

@@ -6,7 +6,7 @@ import { createCanvas, explainRefusedLinks, groupSelection } from "./canvas.js";
 import { applyTypeColours } from "./colors.js";
 import { initFiles, loadExamplesList, openDefault } from "./files.js";
 import { History, storedView, storedWorkflow, storeView } from "./history.js";
-import { allTypes, registerSchemas, schemas } from "./nodes.js";
+import { allTypes, refreshSlotTypes, registerSchemas, schemas } from "./nodes.js";
 import { Palette } from "./palette.js";
 import { Runs } from "./runs.js";
 import { emptyGallery, initLightbox, initTabs, toast } from "./ui.js";
@@ -323,6 +323,7 @@ async function refreshNodeDefs() {
     const schema = schemas.get(node.type);
     if (!schema || !node.loom || node.loom.unknown) continue;
     node.loom.schema = schema;
+    refreshSlotTypes(node); // a new plugin may add output types an input accepts
     for (const w of node.widgets ?? []) {
       const inp = schema.inputs.find((i) => i.name === w.loomInput);
       if (w.type !== "combo" || !inp?.choices) continue;

@@ -2,26 +2,60 @@
 // beyond its widgets: run state, progress, images, text, and problems.
 
 import { LiteGraph, LGraphNode } from "/vendor/litegraph/litegraph.es.js";
+import { typeColour } from "./colors.js";
 import { openLightbox } from "./ui.js";
 import { addInputWidget, disposeNodeDom } from "./widgets.js";
 
 /** Schemas by node type id (filled by registerSchemas). */
 export const schemas = new Map();
-/** For each output type: every input type it may connect to. */
-const connectsTo = new Map();
+/** Input slot type string → the set of output type names it accepts (parsed once). */
+const acceptSets = new Map();
+/** The slot type of an input that no output type can feed (never a type name). */
+const ACCEPTS_NOTHING = "(nothing)";
 
 const MIN_WIDTH = 220;
 const IMAGE_AREA = 220;
 
-/** May an output of type `out` feed an input of type `inp`? (from the schemas' output types) */
+const isWildcard = (type) => type === "*" || type === "" || type === 0 || type == null;
+
+/**
+ * The litegraph type of an input slot: the schema's `accepts` (the output type names the
+ * server lets feed it) joined by ",". "*" is left out: an Any output feeds every input.
+ */
+export function inputSlotType(inp) {
+  const names = (inp.accepts ?? []).filter((t) => t !== "*");
+  return names.length ? names.join(",") : ACCEPTS_NOTHING;
+}
+
+/**
+ * May an output of type `out` feed an input slot of type `inp` (an `inputSlotType`)?
+ * This is `LiteGraph.isValidConnection`. "*" on either side is an Any output or a socket
+ * of a node whose type is not installed: it connects to anything.
+ */
 export function canConnect(out, inp) {
-  if (out === inp) return true;
-  if (out === LiteGraph.EVENT || inp === LiteGraph.ACTION) return false;
-  const a = String(out);
-  const b = String(inp);
-  if (a === "*" || b === "*" || a === "" || b === "") return true;
-  const set = connectsTo.get(a);
-  return set ? set.has(b) || set.has("*") : false;
+  if (isWildcard(out) || isWildcard(inp)) return true;
+  let accepts = acceptSets.get(inp);
+  if (!accepts) {
+    accepts = new Set(String(inp).split(","));
+    acceptSets.set(inp, accepts);
+  }
+  return accepts.has(String(out));
+}
+
+/** The schema's own type name of an input slot (its slot type is its accept list). */
+export function inputTypeName(node, slot) {
+  const inp = node?.loom?.schema?.inputs.find((i) => i.name === slot?.name);
+  return inp ? inp.type : String(slot?.type ?? "*");
+}
+
+/** Brings a node's input slot types up to date with its (reloaded) schema. */
+export function refreshSlotTypes(node) {
+  const schema = node.loom?.schema;
+  if (!schema) return;
+  for (const slot of node.inputs ?? []) {
+    const inp = schema.inputs.find((i) => i.name === slot.name);
+    if (inp) slot.type = inputSlotType(inp);
+  }
 }
 
 /** Fresh per-node UI state (not part of the workflow file). */
@@ -48,15 +82,16 @@ function setupNode(node, schema) {
   node.serialize_widgets = true;
   node.description = schema.description;
   for (const inp of schema.inputs) {
-    const label = inp.label ?? undefined;
+    const colour = typeColour(inp.type); // by the input's own type, not its accept list
+    const extra = { color_on: colour, color_off: colour };
+    if (inp.label) extra.label = inp.label;
     if (inp.kind === "socket") {
-      const extra = label ? { label } : {};
       if (!inp.required) extra.shape = LiteGraph.SlotShape?.HollowCircle ?? 7;
-      node.addInput(inp.name, inp.type, extra);
     } else {
       addInputWidget(node, inp);
-      node.addInput(inp.name, inp.type, { widget: { name: inp.name }, ...(label ? { label } : {}) });
+      extra.widget = { name: inp.name };
     }
+    node.addInput(inp.name, inputSlotType(inp), extra);
   }
   for (const out of schema.outputs) node.addOutput(out.name, out.type);
   installDrawing(node);
@@ -70,14 +105,9 @@ export function registerSchemas(list) {
     if (LiteGraph.registered_node_types[type]) LiteGraph.unregisterNodeType(type);
   }
   schemas.clear();
-  connectsTo.clear();
+  acceptSets.clear();
   for (const schema of list) {
     schemas.set(schema.id, schema);
-    for (const out of schema.outputs) {
-      const set = connectsTo.get(out.type) ?? new Set([out.type]);
-      for (const t of out.types ?? []) set.add(t);
-      connectsTo.set(out.type, set);
-    }
     const cls = class extends LGraphNode {
       constructor(title) {
         super(title ?? schema.title);
@@ -266,6 +296,10 @@ function installDrawing(node) {
   };
   node.onRemoved = function onRemoved() {
     disposeNodeDom(this);
+  };
+  node.onConnectionsChange = function onConnectionsChange(side, index, connected, link, slot) {
+    // a link is drawn in its input's colour (its litegraph type is the input's accept list)
+    if (side === LiteGraph.INPUT && connected && link && slot?.color_on) link.color = slot.color_on;
   };
 }
 

@@ -1,6 +1,6 @@
 // The searchable node palette: double-click the canvas (or press Space/Tab), type, Enter.
 
-import { canConnect, schemas } from "./nodes.js";
+import { canConnect, inputSlotType, inputTypeName, schemas } from "./nodes.js";
 
 const MAX_RESULTS = 60;
 
@@ -36,9 +36,16 @@ export function search(query, filter = null) {
   return out.slice(0, MAX_RESULTS).map(([, s]) => s);
 }
 
+/** Does a node fit the dragged link? (`filter.type` is the dragged slot's litegraph type) */
 function fits(schema, filter) {
-  if (filter.wantsInput) return schema.inputs.some((i) => canConnect(filter.type, i.type));
+  if (filter.wantsInput) return schema.inputs.some((i) => canConnect(filter.type, inputSlotType(i)));
   return schema.outputs.some((o) => canConnect(o.type, filter.type));
+}
+
+/** The type a dragged link carries (from an output) or wants (from an input), for people. */
+function filterTypeName(filter) {
+  if (filter.wantsInput || !filter.node) return filter.type;
+  return inputTypeName(filter.node, filter.node.inputs?.[filter.slot]);
 }
 
 /** The palette UI; `onPick(schema, graphPos, filter)` adds the node. */
@@ -80,7 +87,7 @@ export class Palette {
     this.root.style.top = `${Math.max(8, Math.min(y, innerHeight - Math.min(innerHeight * 0.6, 440) - 8))}px`;
     this.input.value = "";
     this.help.textContent = filter
-      ? `Nodes that connect to ${filter.type} · Enter adds and wires it`
+      ? `Nodes that connect to ${filterTypeName(filter)} · Enter adds and wires it`
       : "↑↓ choose · Enter add · Esc close";
     this.refresh();
     this.input.focus();

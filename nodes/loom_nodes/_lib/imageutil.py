@@ -37,15 +37,3 @@ def to_pil(image: torch.Tensor, index: int = 0) -> PILImage.Image:
     if arr.shape[2] == 4:
         return PILImage.fromarray(arr, mode="RGBA")
     return PILImage.fromarray(arr[..., :3], mode="RGB")
-
-
-def check_image(image: object, name: str = "image") -> torch.Tensor:
-    """The tensor if it is a non-empty (B, C, H, W) float image, else a ValueError naming it."""
-    if not isinstance(image, torch.Tensor) or image.ndim != 4:
-        shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise ValueError(f"{name}: expected an image batch (B, C, H, W), got {shape}")
-    if image.shape[0] == 0:
-        raise ValueError(f"{name}: the image batch is empty")
-    if image.shape[1] not in (1, 3, 4):
-        raise ValueError(f"{name}: expected 1, 3 or 4 channels, got {image.shape[1]}")
-    return image
