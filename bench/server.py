@@ -12,8 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,7 +20,8 @@ from typing import Any
 
 import aiohttp
 
-REPO = Path(__file__).resolve().parent.parent
+from _serve import free_port, start_server
+
 NODE_PACK = '''
 from loom import Context, Input, node
 
@@ -140,34 +139,6 @@ async def bench(port: int, runs: int, clients: int, paced: int, pid: int) -> dic
     return out
 
 
-def start_server(home: Path, port: int) -> tuple[subprocess.Popen[bytes], float, float]:
-    """Spawn the server; returns (process, s to first HTTP answer, s until nodes are ready)."""
-    import urllib.request
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "loom_server", "--home", str(home), "--port", str(port),
-                             "--device", "cpu"], cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=open(home / "server.log", "wb"))
-    first = ready = None
-    while ready is None:
-        if proc.poll() is not None:
-            raise SystemExit((home / "server.log").read_text())
-        try:
-            path = "/api/openapi.json" if first is None else "/api/nodes"
-            with opener.open(f"http://127.0.0.1:{port}{path}", timeout=60) as resp:
-                resp.read()
-            if first is None:
-                first = time.perf_counter() - t0
-            else:
-                ready = time.perf_counter() - t0
-        except OSError:
-            time.sleep(0.01)
-        if time.perf_counter() - t0 > 120:
-            proc.kill()
-            raise SystemExit("the server did not start within 120 s")
-    return proc, first or 0.0, ready
-
-
 def main() -> int:
     """Parse flags, run, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -179,9 +150,7 @@ def main() -> int:
         home = Path(tmp)
         (home / "custom_nodes").mkdir()
         (home / "custom_nodes" / "bench_nodes.py").write_text(NODE_PACK)
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         proc, first, ready = start_server(home, port)
         try:
             r = asyncio.run(bench(port, args.runs, args.clients, args.paced, proc.pid))

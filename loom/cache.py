@@ -19,9 +19,12 @@ DEFAULT_MAX_ENTRIES = 1_000_000  # a safety net only: the cache is bounded by by
 _MAX_DEPTH = 6
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr, allow_nan=True)
+
+
 def literal_key(value: Any) -> str:
     """Canonical JSON of a literal input (dict keys sorted), used in cache keys."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=repr, allow_nan=True)
+    return _CANONICAL.encode(value)
 
 
 def node_key(type_id: str, version: int, literals: dict[str, Any],
@@ -95,6 +98,19 @@ def estimate(value: Any, owner: Owner | None = None) -> tuple[int, set[str]]:
     return walk.size(value, 0), walk.held
 
 
+_SCALARS = (int, float, bool, str, type(None))
+
+
+def _small(outputs: dict[str, Any]) -> tuple[int, set[str]] | None:
+    """The size of outputs that are all plain numbers or short text (the common cheap case)."""
+    size = 64
+    for v in outputs.values():
+        if type(v) not in _SCALARS or (type(v) is str and len(v) > 4096):
+            return None
+        size += 48 + (len(v) if type(v) is str else 0)
+    return size, set()
+
+
 def estimate_bytes(value: Any) -> int:
     """A rough size of a cached value: tensors, arrays, modules and containers of them."""
     return estimate(value)[0]
@@ -143,7 +159,7 @@ class OutputCache:
 
     def put(self, key: str, outputs: dict[str, Any], ui: dict[str, Any]) -> None:
         """Store an entry, evicting the least recently used unpinned ones beyond the bounds."""
-        size, held = estimate(outputs, self.owner)
+        size, held = _small(outputs) or estimate(outputs, self.owner)
         with self._lock:
             self._remove(key)
             if self.max_entries <= 0 or size > self.limit:

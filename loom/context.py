@@ -24,9 +24,13 @@ class Context:
         self.settings, self.device, self.dtype, self.models = settings, device, dtype, models
         self.workflow, self.run_info = workflow, run_info
         self.ui: dict[str, Any] = {}
-        self.log = logging.getLogger(f"loom.node.{node_type}")
         self._interrupt = interrupt_event
         self._on_progress = on_progress
+
+    @property
+    def log(self) -> logging.Logger:
+        """The logger of this node type (``loom.node.<type>``)."""
+        return logging.getLogger(f"loom.node.{self.node_type}")
 
     def rng(self, seed: int) -> torch.Generator:
         """A CPU generator seeded with ``seed``: the same seed gives the same noise anywhere."""

@@ -174,6 +174,8 @@ class Executor:
         obs.run_started(run_id, to_execute, [n for n in run_order if n in values])
         document = plan.document
         current: str | None = None
+        grad = torch.no_grad()  # once per run; an optimizing node opens torch.enable_grad()
+        grad.__enter__()
         try:
             for nid in run_order:
                 current = nid
@@ -191,6 +193,8 @@ class Executor:
             obs.node_failed(run_id, err.node, err.error_type, err.message, err.traceback)
             obs.run_failed(run_id, err.node, err.error_type, err.message)
             raise
+        finally:
+            grad.__exit__(None, None, None)
         for nid in plan.outputs:
             if nid in values:
                 result.outputs[nid] = values[nid]
@@ -271,8 +275,7 @@ class Executor:
     def _call(self, spec: NodeSpec, ctx: Context, kwargs: dict[str, Any]) -> dict[str, Any]:
         for attempt in (0, 1):
             try:
-                with torch.no_grad():
-                    raw = spec.fn(ctx, **kwargs) if spec.takes_context else spec.fn(**kwargs)
+                raw = spec.fn(ctx, **kwargs) if spec.takes_context else spec.fn(**kwargs)
                 return spec.normalize_result(raw)
             except torch.OutOfMemoryError:
                 if attempt or self._models is None:

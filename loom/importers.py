@@ -145,6 +145,54 @@ def convert(data: Any, options: Mapping[str, Any] | None = None,
     return run(imp, data, options, name)
 
 
+MAX_PNG_TEXT = 64 << 20   # bytes of text a PNG's chunks may inflate to
+
+
+def png_text(data: bytes, limit: int = MAX_PNG_TEXT) -> dict[str, str]:
+    """The tEXt, zTXt and iTXt chunks of PNG bytes, read without decoding the image (an upload
+    of any pixel size costs nothing); compressed text stops at ``limit`` bytes. A damaged or
+    truncated file gives the chunks before the damage; bytes that are not a PNG give {}."""
+    import struct
+    import zlib
+
+    from .workflow import PNG_SIGNATURE
+    out: dict[str, str] = {}
+    if not data.startswith(PNG_SIGNATURE):
+        return out
+    pos, total = len(PNG_SIGNATURE), 0
+
+    def inflate(raw: bytes) -> bytes | None:
+        d = zlib.decompressobj()
+        try:
+            text = d.decompress(raw, max(1, limit - total))
+        except zlib.error:
+            return None
+        return None if d.unconsumed_tail else text
+
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if len(body) < length or kind == b"IEND":
+            break
+        pos += 12 + length
+        key, sep, rest = body.partition(b"\0")
+        if not sep or kind not in (b"tEXt", b"zTXt", b"iTXt"):
+            continue
+        text: bytes | None = rest
+        if kind == b"zTXt":
+            text = inflate(rest[1:])
+        elif kind == b"iTXt":
+            compressed, rest = rest[:1] == b"\1", rest[2:]
+            _lang, _, rest = rest.partition(b"\0")
+            _translated, _, rest = rest.partition(b"\0")
+            text = inflate(rest) if compressed else rest
+        if text is None or total + len(text) > limit:
+            continue
+        total += len(text)
+        out[key.decode("latin-1")] = text.decode("utf-8" if kind == b"iTXt" else "latin-1", "replace")
+    return out
+
+
 def parse_bytes(data: bytes, name: str = "<bytes>") -> Any:
     """PNG bytes as they are, anything else parsed as JSON (``WorkflowFileError`` when not JSON)."""
     from .workflow import PNG_SIGNATURE, parse_json
@@ -164,10 +212,10 @@ def convert_bytes(data: bytes, options: Mapping[str, Any] | None = None,
     """A file's bytes as a Loom workflow dict: a Loom workflow as it is (report None), else
     converted by an importer. ``WorkflowFileError`` (why it is not a Loom workflow) when
     no importer recognises it either."""
-    from .workflow import PNG_WORKFLOW_KEY, Workflow, read_png_text
+    from .workflow import PNG_WORKFLOW_KEY, Workflow
     parsed = parse_bytes(data, name)
     if isinstance(parsed, bytes):
-        if PNG_WORKFLOW_KEY in read_png_text(parsed, name):
+        if PNG_WORKFLOW_KEY in png_text(parsed):
             return Workflow.from_bytes(parsed, name).to_dict(), None
         error = WorkflowFileError(f"{name}: this PNG carries no Loom workflow")
     else:

@@ -17,7 +17,8 @@ from .errors import LoomError, MigrationError
 from .nodeapi import InputSpec, NodeSpec
 from .registry import Registry
 from .settings import Settings
-from .validation import Problem, check_node, cycles, link_graph, needed_nodes, topological_order
+from .validation import (Problem, check_node, cycles, link_graph, needed_nodes, parents_of,
+                         topological_order)
 from .workflow import Workflow, is_link
 
 __all__ = ["Plan", "Step", "Link", "compile", "compile_workflow", "validate"]
@@ -106,8 +107,9 @@ def compile_workflow(workflow: Workflow | dict[str, Any], registry: Registry,
         if not outputs:
             problems.append(Problem(None, None, "no_output",
                                     "the workflow has no output node (save, preview or a metric)"))
-    order = topological_order(nodes)
-    needed = needed_nodes(nodes, outputs)
+    parents = parents_of(nodes)
+    order = topological_order(nodes, parents)
+    needed = needed_nodes(nodes, outputs, parents)
     converted: dict[str, dict[str, Any]] = {}
     for nid in needed:
         if nid in specs:

@@ -116,6 +116,17 @@ def _paths() -> dict[str, Any]:
             tag="system")},
         "/api/system": {"get": _op("Versions, device, memory, loaded models, plugin errors", {
             "200": _json(_ANY_OBJ)}, tag="system")},
+        "/api/convert": {"post": _op(
+            "Convert another program's workflow (ComfyUI JSON or PNG) into a Loom workflow", {
+                "200": _json({"type": "object", "properties": {
+                    "workflow": {"$ref": "#/components/schemas/Workflow"},
+                    "report": _ANY_OBJ}}, "converted, with the importer's report"),
+                "400": _err("unreadable, or no importer recognises it (also carries a report)"),
+                "413": _err("body too large")},
+            body={"required": True, "content": {
+                "application/json": {"schema": _ANY_OBJ},
+                "image/png": {"schema": {"type": "string", "format": "binary"}}}},
+            tag="workflows")},
         "/api/openapi.json": {"get": _op("This document", {"200": _json(_ANY_OBJ)}, tag="system")},
         "/api/events": {"get": _op(
             "WebSocket of run events (JSON text frames, see components.schemas.Event)", {

@@ -1,6 +1,7 @@
 // Opening and saving workflows: files, PNGs, drag and drop, the server's library.
 
 import { api, listWorkflows } from "./api.js";
+import { isComfyFile, openComfy } from "./comfy.js";
 import { schemas } from "./nodes.js";
 import { isPng, workflowFromPng } from "./png.js";
 import { toast } from "./ui.js";
@@ -27,6 +28,8 @@ export async function workflowFromFile(file) {
 }
 
 async function openFile(app, file) {
+  const buffer = await file.arrayBuffer();
+  if (await isComfyFile(buffer)) return openComfy(app, buffer, file.name);
   try {
     const wf = await workflowFromFile(file);
     app.load(wf);
@@ -142,6 +145,10 @@ function installDrop(app) {
     if (!file) return;
     e.preventDefault();
     const buffer = await file.arrayBuffer();
+    if (await isComfyFile(buffer)) {
+      await openComfy(app, buffer, file.name);
+      return;
+    }
     if (isPng(buffer)) {
       try {
         app.load(await workflowFromPng(buffer));

@@ -1,0 +1,222 @@
+"""Loom workflow → ComfyUI API format (what ComfyUI's ``/prompt`` takes), for the nodes that map.
+
+Each Loom node becomes the ComfyUI core node the importer maps to it, under the same id, so
+importing the result gives the same graph back. ``sample`` and its ``scheduler`` become one
+KSampler (a ``mask`` adds a SetLatentNoiseMask); placeholders of unmapped ComfyUI nodes are
+written back as they came. Loom nodes with no ComfyUI counterpart are left out and reported.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from loom.workflow import Workflow, is_link
+
+from .context import PLACEHOLDER_PREFIX
+from .model import CNode, Report
+from .samplers import to_comfy
+from .table import specs
+
+METHODS_TO_COMFY = {"nearest": "nearest-exact", "bilinear": "bilinear", "bicubic": "bicubic",
+                    "area": "area"}
+BLEND_TO_COMFY = {"normal": "normal", "multiply": "multiply", "screen": "screen",
+                  "overlay": "overlay", "difference": "difference"}
+_MODEL = ("denoiser", "text_encoder", "vae")
+
+# Loom type → (ComfyUI class, {Loom input: ComfyUI input}, Loom outputs by ComfyUI slot, fixed inputs)
+SIMPLE: dict[str, tuple[str, dict[str, str], tuple[str, ...], dict[str, Any]]] = {
+    "load_checkpoint": ("CheckpointLoaderSimple", {"checkpoint": "ckpt_name"}, _MODEL, {}),
+    "load_diffusers_model": ("DiffusersLoader", {"model": "model_path"}, _MODEL, {}),
+    "load_vae": ("VAELoader", {"vae": "vae_name"}, ("vae",), {}),
+    "load_text_encoder": ("CLIPLoader", {"name": "clip_name"}, ("text_encoder",),
+                          {"type": "stable_diffusion"}),
+    "text_encode": ("CLIPTextEncode", {"encoder": "clip", "text": "text"}, ("conditioning",), {}),
+    "empty_latent": ("EmptyLatentImage", {"width": "width", "height": "height", "batch": "batch_size"},
+                     ("latent",), {}),
+    "latent_upscale": ("LatentUpscaleBy", {"latent": "samples", "scale": "scale_by",
+                                           "method": "upscale_method"}, ("latent",), {}),
+    "load_image": ("LoadImage", {"image": "image"}, ("image", "mask"), {}),
+    "save_image": ("SaveImage", {"images": "images", "prefix": "filename_prefix"}, (), {}),
+    "preview_image": ("PreviewImage", {"images": "images"}, (), {}),
+    "resize_image": ("ImageScale", {"image": "image", "method": "upscale_method", "width": "width",
+                                    "height": "height"}, ("image",), {"crop": "disabled"}),
+    "crop_image": ("ImageCrop", {"image": "image", "width": "width", "height": "height", "x": "x",
+                                 "y": "y"}, ("image",), {}),
+    "blend_images": ("ImageBlend", {"a": "image1", "b": "image2", "factor": "blend_factor",
+                                    "mode": "blend_mode"}, ("image",), {}),
+    "invert_image": ("ImageInvert", {"image": "image"}, ("image",), {}),
+    "image_batch": ("ImageBatch", {"a": "image1", "b": "image2"}, ("image",), {}),
+    "int_value": ("PrimitiveInt", {"value": "value"}, ("value",), {}),
+    "float_value": ("PrimitiveFloat", {"value": "value"}, ("value",), {}),
+    "string_value": ("PrimitiveStringMultiline", {"value": "value"}, ("value",), {}),
+    "seed_value": ("PrimitiveInt", {"seed": "value"}, ("seed",), {}),
+    "vae_decode": ("VAEDecode", {"latent": "samples", "vae": "vae"}, ("image",), {}),
+    "vae_encode": ("VAEEncode", {"image": "pixels", "vae": "vae"}, ("latent",), {}),
+}
+# Loom's defaults for inputs a workflow may leave out (ComfyUI's API needs every widget);
+# a test checks them against the node schemas
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "load_checkpoint": {"prediction": "auto"}, "load_vae": {"latent_space": "auto"},
+    "text_encode": {"text": ""},
+    "empty_latent": {"width": 512, "height": 512, "batch": 1},
+    "latent_upscale": {"scale": 2.0, "method": "bilinear"},
+    "save_image": {"prefix": "loom"},
+    "resize_image": {"width": 512, "height": 512, "method": "bilinear"},
+    "crop_image": {"x": 0, "y": 0, "width": 256, "height": 256},
+    "blend_images": {"factor": 0.5, "mode": "normal"},
+    "int_value": {"value": 0}, "float_value": {"value": 0.0}, "string_value": {"value": ""},
+    "seed_value": {"seed": 0}, "vae_decode": {"tile": 0}, "vae_encode": {"tile": 0},
+    "sample": {"steps": 20, "cfg": 7.5, "seed": 0, "denoise": 1.0},
+    "scheduler": {"name": "euler", "sigmas": "default", "spacing": "default"},
+}
+CONVERT: dict[tuple[str, str], Callable[[Any], Any]] = {
+    ("latent_upscale", "method"): lambda v: METHODS_TO_COMFY.get(v, v),
+    ("resize_image", "method"): lambda v: METHODS_TO_COMFY.get(v, v),
+    ("blend_images", "mode"): lambda v: BLEND_TO_COMFY.get(v, "normal"),
+}
+
+
+class _Export:
+    def __init__(self, nodes: dict[str, Any]) -> None:
+        self.nodes = nodes
+        self.report = Report("Loom workflow → ComfyUI prompt (API format)")
+        self.prompt: dict[str, Any] = {}
+        self.display = {t: s.display or t for t, s in specs().items()}
+
+    def cnode(self, nid: str) -> CNode:
+        entry = self.nodes.get(nid)
+        return CNode(nid, str(entry.get("type")) if isinstance(entry, dict) else "?")
+
+    def output_slot(self, src: str, output: str) -> int | None:
+        entry = self.nodes.get(src)
+        if not isinstance(entry, dict):
+            return None
+        t = entry.get("type")
+        if isinstance(t, str) and t.startswith(PLACEHOLDER_PREFIX):
+            names = (entry.get("comfyui") or {}).get("outputs") or []
+            if output in names:
+                return names.index(output)
+            return int(output[7:]) if output.startswith("output_") and output[7:].isdigit() else None
+        outs = SIMPLE[t][2] if t in SIMPLE else ("latent",) if t == "sample" else ()
+        return outs.index(output) if output in outs else None
+
+    def value(self, nid: str, name: str, v: Any) -> Any:
+        """A link as ``[source id, slot]``, else the value; None when the link cannot be written."""
+        if not is_link(v):
+            return v
+        src, out = str(v["node"]), str(v["output"])
+        slot = self.output_slot(src, out)
+        if slot is None or self.nodes.get(src, {}).get("type") == "scheduler":
+            self.report.problem(self.cnode(nid), f"input {name!r}: its source {src}.{out} has no "
+                                                 "ComfyUI counterpart; left out")
+            return None
+        return [src, slot]
+
+    def emit(self, nid: str, class_type: str, inputs: dict[str, Any], entry: dict[str, Any]) -> None:
+        title = (entry.get("ui") or {}).get("title")
+        self.prompt[nid] = {"inputs": {k: v for k, v in inputs.items() if v is not None},
+                            "class_type": class_type,
+                            "_meta": {"title": title if isinstance(title, str) and title
+                                      else self.display.get(class_type, class_type)}}
+
+    def simple(self, nid: str, entry: dict[str, Any]) -> None:
+        t = entry["type"]
+        class_type, names, _, fixed = SIMPLE[t]
+        given = {**DEFAULTS.get(t, {}), **(entry.get("inputs") or {})}
+        if t in ("vae_decode", "vae_encode") and isinstance(given.get("tile"), int) and given["tile"] > 0:
+            tile = given["tile"]
+            class_type = "VAEDecodeTiled" if t == "vae_decode" else "VAEEncodeTiled"
+            fixed = {"tile_size": tile, "overlap": tile // 4, "temporal_size": 64, "temporal_overlap": 8}
+        inputs = dict(fixed)
+        for loom_name, comfy_name in names.items():
+            if loom_name in given:
+                v = given[loom_name]
+                conv = CONVERT.get((t, loom_name))
+                if conv and not is_link(v):
+                    new = conv(v)
+                    if new != v:
+                        self.report.add("changed", self.cnode(nid), f"{loom_name}: {v!r} → {new!r} "
+                                        "(ComfyUI's nearest option)" if v == "nearest" else
+                                        f"{loom_name}: {v!r} → {new!r} (ComfyUI has no such option)",
+                                        input=loom_name)
+                    v = new
+                inputs[comfy_name] = self.value(nid, loom_name, v)
+        unset = object()
+        dropped = [k for k, v in (entry.get("inputs") or {}).items()
+                   if k not in names and k != "tile" and DEFAULTS.get(t, {}).get(k, unset) != v]
+        if t == "empty_latent" and "vae" in dropped:
+            dropped.remove("vae")
+            self.report.add("note", self.cnode(nid), "vae: ComfyUI's empty latents take no VAE "
+                                                     "(importing links it again from the sampler's model)")
+        if dropped:
+            self.report.add("changed", self.cnode(nid), f"{', '.join(dropped)}: not written "
+                            f"({class_type} has no such input; ComfyUI sets it by itself)")
+        self.emit(nid, class_type, inputs, entry)
+        self.report.add("mapped", self.cnode(nid), f"→ {class_type}")
+
+    def sample(self, nid: str, entry: dict[str, Any]) -> None:
+        given = {**DEFAULTS["sample"], **(entry.get("inputs") or {})}
+        sched_link = given.get("scheduler")
+        sched = self.nodes.get(sched_link["node"]) if is_link(sched_link) else None
+        if not (isinstance(sched, dict) and sched.get("type") == "scheduler"):
+            self.report.problem(self.cnode(nid), "its scheduler input is not a scheduler node; "
+                                                 "euler / normal written")
+            sched = {"inputs": {}}
+        s = {**DEFAULTS["scheduler"], **(sched.get("inputs") or {})}
+        if any(is_link(v) for v in s.values()):
+            self.report.problem(self.cnode(nid), "the scheduler's options come from links; "
+                                                 "euler / normal written")
+            s = dict(DEFAULTS["scheduler"])
+        sampler_name, scheduler, notes = to_comfy(str(s["name"]), str(s["sigmas"]), str(s["spacing"]))
+        for why in notes:
+            self.report.add("changed", self.cnode(nid), f"scheduler: {why}")
+        latent = self.value(nid, "latent", given.get("latent"))
+        mask = given.get("mask")
+        if mask is not None:
+            mid = f"{nid}_mask"
+            self.emit(mid, "SetLatentNoiseMask", {"samples": latent, "mask": self.value(nid, "mask", mask)}, {})
+            latent = [mid, 0]
+        inputs = {"seed": self.value(nid, "seed", given["seed"]), "steps": self.value(nid, "steps", given["steps"]),
+                  "cfg": self.value(nid, "cfg", given["cfg"]), "sampler_name": sampler_name,
+                  "scheduler": scheduler, "denoise": self.value(nid, "denoise", given["denoise"]),
+                  "model": self.value(nid, "denoiser", given.get("denoiser")),
+                  "positive": self.value(nid, "positive", given.get("positive")),
+                  "negative": self.value(nid, "negative", given.get("negative")),
+                  "latent_image": latent}
+        self.emit(nid, "KSampler", inputs, entry)
+        self.report.add("mapped", self.cnode(nid), f"→ KSampler ({sampler_name}, {scheduler})"
+                        + (f" + SetLatentNoiseMask {nid}_mask" if mask is not None else ""))
+
+    def placeholder(self, nid: str, entry: dict[str, Any]) -> None:
+        data = entry.get("comfyui") if isinstance(entry.get("comfyui"), dict) else {}
+        class_type = str(data.get("class_type") or entry["type"][len(PLACEHOLDER_PREFIX):])
+        inputs = {name: self.value(nid, name, v) for name, v in (entry.get("inputs") or {}).items()}
+        if data.get("widgets_values") and not any(not is_link(v) for v in (entry.get("inputs") or {}).values()):
+            self.report.add("changed", self.cnode(nid), "its widget values have no names in the file "
+                                                        "they came from; written without them")
+        self.emit(nid, class_type, inputs, entry)
+        self.report.add("mapped", self.cnode(nid), f"→ {class_type} (written back as it came)")
+
+    def run(self) -> None:
+        for nid, entry in self.nodes.items():
+            t = entry.get("type") if isinstance(entry, dict) else None
+            if not isinstance(t, str):
+                self.report.problem(self.cnode(nid), "not a node with a type; left out")
+            elif t.startswith(PLACEHOLDER_PREFIX):
+                self.placeholder(nid, entry)
+            elif t == "sample":
+                self.sample(nid, entry)
+            elif t == "scheduler":
+                self.report.add("dissolved", self.cnode(nid), "written into the KSampler that uses it")
+            elif t in SIMPLE:
+                self.simple(nid, entry)
+            else:
+                self.report.add("unmapped", self.cnode(nid), f"no ComfyUI core node does what "
+                                                             f"Loom's {t} does; left out")
+
+
+def export(workflow: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A Loom workflow (dict, ``Workflow``, file path) → (ComfyUI API prompt, report)."""
+    wf = workflow if isinstance(workflow, Workflow) else Workflow.load(workflow)
+    job = _Export(wf.nodes)
+    job.run()
+    return job.prompt, job.report.to_dict(exported=len(job.prompt))

@@ -1,0 +1,154 @@
+"""Model loaders, prompt encoders and primitive values."""
+from __future__ import annotations
+
+from typing import Any
+
+from .context import Mapper
+from .model import CONTROL, CNode, Literal, Ref, as_float, as_int
+from .table import NOT_YET, Spec, define, direct, is_value
+
+FAMILY = "models"
+MODEL_OUTPUTS = ("denoiser", "text_encoder", "vae")
+
+
+def _loader(name_input: str, loom_type: str, loom_input: str, outputs: tuple[str, ...],
+            note: str = "") -> Any:
+    """A handler for a loader: the file name (substituted by ``--models``) into ``loom_input``
+    of ``loom_type``; a ``diffusers:`` substitution loads a diffusers folder instead and takes
+    the matching outputs of ``load_diffusers_model``."""
+
+    def handle(ctx: Mapper, node: CNode) -> None:
+        name = ctx.value(node, name_input)
+        diffusers = False
+        if is_value(name) and name is not ctx.ABSENT:
+            name, diffusers = ctx.substitute(node, name_input, name)
+        kind, key = ("load_diffusers_model", "model") if diffusers else (loom_type, loom_input)
+        nid = ctx.add(node, kind, {} if name is ctx.ABSENT else {key: name})
+        for slot, out in enumerate(outputs):
+            ctx.output(node, slot, ctx.link(nid, out))
+        ctx.mapped(node, [nid], "exact", note)
+
+    return handle
+
+
+def checkpoint_with_config(ctx: Mapper, node: CNode) -> None:
+    """CheckpointLoader: the config file is not needed (Loom reads the layout from the weights)."""
+    config = ctx.value(node, "config_name")
+    if is_value(config) and config is not ctx.ABSENT:
+        ctx.changed(node, "config_name", config, None,
+                    "Loom infers the architecture from the weights; the config is not used")
+    _loader("ckpt_name", "load_checkpoint", "checkpoint", MODEL_OUTPUTS)(ctx, node)
+
+
+def clip_loader(ctx: Mapper, node: CNode) -> None:
+    """CLIPLoader: a CLIP for SD 1.x/2.x; other model families have no Loom encoder yet."""
+    kind = ctx.value(node, "type", "stable_diffusion")
+    if kind not in ("stable_diffusion", ctx.ABSENT):
+        ctx.placeholder(node, f"{NOT_YET}: text encoders of type {kind!r}")
+        return
+    _loader("clip_name", "load_text_encoder", "name", ("text_encoder",))(ctx, node)
+
+
+def sdxl_encode(ctx: Mapper, node: CNode) -> None:
+    """CLIPTextEncodeSDXL: one prompt for both encoders; the size conditioning is Loom's own."""
+    text_g, text_l = ctx.value(node, "text_g", ""), ctx.value(node, "text_l", "")
+    if is_value(text_g) and is_value(text_l) and text_l not in ("", text_g):
+        ctx.changed(node, "text_l", text_l, text_g,
+                    "Loom gives both SDXL encoders the same prompt (text_g)")
+    size = {k: as_int(ctx.value(node, k, None)) for k in
+            ("width", "height", "crop_w", "crop_h", "target_width", "target_height")}
+    if (size["crop_w"] or size["crop_h"] or size["width"] != size["target_width"]
+            or size["height"] != size["target_height"]):
+        ctx.changed(node, "size conditioning", size, "the latent size",
+                    "Loom conditions SDXL on the latent's size, uncropped")
+    nid = ctx.add(node, "text_encode", {"encoder": ctx.value(node, "clip"), "text": text_g})
+    ctx.output(node, 0, ctx.link(nid, "conditioning"))
+    ctx.mapped(node, [nid], "approximate")
+
+
+def sdxl_refiner_encode(ctx: Mapper, node: CNode) -> None:
+    """CLIPTextEncodeSDXLRefiner: the prompt; the aesthetic score has no Loom input."""
+    ascore = ctx.value(node, "ascore", None)
+    if is_value(ascore) and ascore is not None:
+        ctx.changed(node, "ascore", ascore, None, "Loom has no aesthetic-score conditioning")
+    nid = ctx.add(node, "text_encode", {"encoder": ctx.value(node, "clip"),
+                                        "text": ctx.value(node, "text", "")})
+    ctx.output(node, 0, ctx.link(nid, "conditioning"))
+    ctx.mapped(node, [nid], "approximate")
+
+
+def clip_set_last_layer(ctx: Mapper, node: CNode) -> None:
+    """CLIPSetLastLayer -1 changes nothing: it dissolves into its link. Other layers need a
+    CLIP-skip option Loom's encoders do not have yet."""
+    layer = as_int(ctx.value(node, "stop_at_clip_layer", -1))
+    if layer == -1 and "clip" in node.links:
+        ctx.output(node, 0, node.links["clip"])
+        ctx.dissolved(node, "stop_at_clip_layer -1 is the encoder as it is: dissolved into its link")
+        return
+    ctx.placeholder(node, f"{NOT_YET}: CLIP skip (stop_at_clip_layer {layer}) needs an encoder option")
+
+
+def primitive(loom_type: str, loom_input: str, output: str, coerce: Any) -> Any:
+    """PrimitiveInt/Float/String… (core nodes that run) → Loom's primitive value nodes."""
+
+    def handle(ctx: Mapper, node: CNode) -> None:
+        value = ctx.value(node, "value")
+        inputs = {} if value is ctx.ABSENT else {loom_input: coerce(value) if is_value(value) else value}
+        control = node.controls.get("value")
+        if control not in (None, "fixed"):
+            ctx.changed(node, CONTROL, control, "fixed",
+                        f"Loom's {loom_type} keeps its value between runs")
+        nid = ctx.add(node, loom_type, inputs)
+        ctx.output(node, 0, ctx.link(nid, output))
+        ctx.mapped(node, [nid], "exact")
+
+    return handle
+
+
+def boolean(ctx: Mapper, node: CNode) -> None:
+    """PrimitiveBoolean: Loom has no boolean node; its value goes into each input it feeds."""
+    value = ctx.value(node, "value", False)
+    ctx.output(node, 0, value if isinstance(value, Ref) else Literal(value if is_value(value) else False))
+    ctx.dissolved(node, f"its value {value!r} goes into the inputs it feeds")
+
+
+_CKPT = ("MODEL", "CLIP", "VAE")
+define(Spec("CheckpointLoaderSimple", FAMILY, ("ckpt_name",), outputs=_CKPT, loom="load_checkpoint",
+            status="exact", handler=_loader("ckpt_name", "load_checkpoint", "checkpoint", MODEL_OUTPUTS),
+            display="Load Checkpoint", note="SD 1.x/2.x/SDXL single files"))
+define(Spec("CheckpointLoader", FAMILY, ("config_name", "ckpt_name"), outputs=_CKPT,
+            loom="load_checkpoint", status="approximate", handler=checkpoint_with_config,
+            display="Load Checkpoint With Config (DEPRECATED)", note="the config file is not used"))
+define(Spec("DiffusersLoader", FAMILY, ("model_path",), outputs=_CKPT, loom="load_diffusers_model",
+            status="exact", display="DiffusersLoader",
+            handler=_loader("model_path", "load_diffusers_model", "model", MODEL_OUTPUTS)))
+define(Spec("VAELoader", FAMILY, ("vae_name",), outputs=("VAE",), loom="load_vae", status="exact",
+            handler=_loader("vae_name", "load_vae", "vae", ("vae",)), display="Load VAE"))
+define(Spec("CLIPLoader", FAMILY, ("clip_name", "type"), variants=(("clip_name", "type", "device"),
+                                                                   ("clip_name",)),
+            outputs=("CLIP",), loom="load_text_encoder", status="exact", handler=clip_loader,
+            display="Load CLIP", note="type stable_diffusion only; other types have no Loom encoder yet"))
+define(Spec("CLIPTextEncode", FAMILY, ("text",), inputs=("clip",), outputs=("CONDITIONING",),
+            loom="text_encode", status="exact", display="CLIP Text Encode (Prompt)",
+            handler=direct("text_encode", {"clip": "encoder", "text": "text"}, ("conditioning",))))
+define(Spec("CLIPTextEncodeSDXL", FAMILY,
+            ("width", "height", "crop_w", "crop_h", "target_width", "target_height", "text_g", "text_l"),
+            inputs=("clip",), outputs=("CONDITIONING",), loom="text_encode", status="approximate",
+            handler=sdxl_encode, note="text_g for both encoders; size conditioning from the latent"))
+define(Spec("CLIPTextEncodeSDXLRefiner", FAMILY, ("ascore", "width", "height", "text"),
+            inputs=("clip",), outputs=("CONDITIONING",), loom="text_encode", status="approximate",
+            handler=sdxl_refiner_encode, note="no aesthetic score"))
+define(Spec("CLIPSetLastLayer", FAMILY, ("stop_at_clip_layer",), inputs=("clip",), outputs=("CLIP",),
+            loom="(link)", status="dissolved", handler=clip_set_last_layer,
+            display="CLIP Set Last Layer", note="-1 dissolves into its link; other layers: no Loom option yet"))
+define(Spec("PrimitiveInt", FAMILY, ("value", CONTROL), variants=(("value",),), outputs=("INT",),
+            loom="int_value", status="exact", handler=primitive("int_value", "value", "value", as_int),
+            display="Int"))
+define(Spec("PrimitiveFloat", FAMILY, ("value",), outputs=("FLOAT",), loom="float_value",
+            status="exact", handler=primitive("float_value", "value", "value", as_float), display="Float"))
+for _t, _d in (("PrimitiveString", "String"), ("PrimitiveStringMultiline", "String (Multiline)")):
+    define(Spec(_t, FAMILY, ("value",), outputs=("STRING",), loom="string_value", status="exact",
+                handler=primitive("string_value", "value", "value", str), display=_d))
+define(Spec("PrimitiveBoolean", FAMILY, ("value",), outputs=("BOOLEAN",), loom="(value)",
+            status="dissolved", handler=boolean, display="Boolean",
+            note="no boolean node in Loom: the value goes into the inputs it feeds"))

@@ -1,0 +1,74 @@
+"""Shared by the ComfyUI tests: the fixtures, what each should give, substitution and validation."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+FIXTURES = Path(__file__).resolve().parent / "comfyui_fixtures"
+EMBEDDED = {"*": "diffusers:embedded/shapes-ldm"}   # every model file → the embedded model
+
+# fixture → (every node mapped?, ComfyUI types left unmapped)
+EXPECT: dict[str, tuple[bool, set[str]]] = {
+    "ui_sd15_txt2img.json": (True, set()),
+    "ui_sdxl_base_refiner.json": (True, set()),
+    "ui_img2img.json": (True, set()),
+    "ui_inpaint.json": (True, set()),
+    "ui_inpaint_noise_mask.json": (True, set()),
+    "ui_lora_stack.json": (False, {"LoraLoader"}),
+    "ui_controlnet.json": (False, {"ControlNetLoader", "ControlNetApplyAdvanced"}),
+    "ui_hires_fix.json": (True, set()),
+    "ui_upscale_model.json": (False, {"UpscaleModelLoader", "ImageUpscaleWithModel", "ImageScaleBy"}),
+    "ui_sd3.json": (False, {"ModelSamplingSD3", "ConditioningZeroOut", "ConditioningSetTimestepRange",
+                            "ConditioningCombine"}),
+    "ui_flux.json": (False, {"UNETLoader", "DualCLIPLoader", "FluxGuidance", "KSamplerSelect",
+                             "BasicScheduler", "RandomNoise", "BasicGuider", "SamplerCustomAdvanced"}),
+    "ui_groups_reroutes_primitives.json": (True, set()),
+    "ui_custom_nodes.json": (False, {"ZetaPromptStyler", "AcmeLatentSharpen",
+                                     "7f3e2c1a-5b4d-4e6f-9a8b-0c1d2e3f4a5b"}),
+    "ui_muted_bypassed.json": (False, set()),          # complete but one input leads to a muted node
+    "ui_image_ops.json": (True, set()),
+    "ui_schema_v1.json": (True, set()),
+    "ui_core_primitives.json": (True, set()),
+    "ui_conditioning_masks.json": (False, {"CLIPSetLastLayer", "ConditioningSetArea", "SolidMask",
+                                           "InvertMask", "ConditioningSetMask", "ConditioningCombine"}),
+    "ui_tiled_vae_clip_skip.json": (True, set()),
+    "ui_bad_input.json": (False, set()),
+    "api_sd15_txt2img.json": (True, set()),
+    "api_sdxl_base_refiner.json": (True, set()),
+    "api_img2img.json": (True, set()),
+    "api_inpaint.json": (True, set()),
+    "api_lora_controlnet.json": (False, {"LoraLoader", "ControlNetLoader", "ControlNetApplyAdvanced"}),
+    "api_flux.json": (False, {"UNETLoader", "DualCLIPLoader"}),
+    "api_custom_nodes.json": (False, {"LatentUpscale", "OmegaLatentColorShift"}),
+    "api_prompt_wrapper.json": (True, set()),
+    "api_bad_input.json": (False, set()),
+    "png_sd15_both_chunks.png": (True, set()),
+    "png_prompt_only.png": (True, set()),
+    "png_sdxl_workflow.png": (True, set()),
+    "png_broken_workflow_chunk.png": (False, set()),  # read from the prompt chunk, with a problem
+}
+UNREADABLE = ["bad_truncated.json", "bad_unknown_format.json", "png_plain.png"]
+MAPPED = sorted(k for k, (ok, _) in EXPECT.items() if ok)
+
+
+def fixture(name: str) -> bytes:
+    """A fixture file's bytes."""
+    return (FIXTURES / name).read_bytes()
+
+
+def add_input_images(workflow: dict[str, Any], input_dir: Path) -> None:
+    """Put a small image wherever a load_image node expects an upload."""
+    for node in workflow["nodes"].values():
+        name = node["inputs"].get("image") if node["type"] == "load_image" else None
+        if isinstance(name, str):
+            path = input_dir / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGBA" if path.suffix == ".png" else "RGB", (64, 64), (90, 120, 200)).save(path)
+
+
+def graph(workflow: dict[str, Any]) -> dict[str, Any]:
+    """What a round trip must keep: each node's type, inputs and title."""
+    return {nid: (n["type"], n["inputs"], (n.get("ui") or {}).get("title"))
+            for nid, n in workflow["nodes"].items()}
