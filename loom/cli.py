@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 from .errors import Interrupted, LoomError, NodeError, ValidationError, WorkflowFileError
 from .settings import Settings
+from .workflow import NotJSONError, parse_json
 
 COMMAND_ENTRY_POINTS = "loom.commands"
 
@@ -65,9 +66,9 @@ def parse_set(items: Sequence[str]) -> list[tuple[str, str, Any]]:
         node_id, dot, name = target.rpartition(".")
         if not sep or not dot or not node_id or not name:
             raise WorkflowFileError(f"--set {item!r}: write node.input=value")
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError:
+        try:  # the same limits as workflow files: depth, digits, finite numbers
+            value = parse_json(raw, f"--set {target}")
+        except NotJSONError:
             value = raw
         out.append((node_id, name, value))
     return out

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass, field
@@ -42,6 +43,25 @@ def _same(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+class NotJSONError(WorkflowFileError):
+    """The text is not JSON at all (as opposed to JSON over Loom's limits)."""
+
+
+class _NotFinite(ValueError):
+    """NaN, Infinity or a number too large for a float: JSON that browsers cannot read back."""
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
 def parse_json(data: bytes | str, name: str = "<json>") -> Any:
     """Parse JSON text within Loom's limits, or raise WorkflowFileError (one line naming ``name``).
 
@@ -59,12 +79,15 @@ def parse_json(data: bytes | str, name: str = "<json>") -> Any:
                                 f"the limit is {MAX_JSON_DEPTH}")
     try:
         text = data if isinstance(data, str) else data.decode("utf-8")
-        return json.loads(text, object_hook=_same)
+        return json.loads(text, object_hook=_same, parse_constant=_no_constant, parse_float=_finite)
     except UnicodeDecodeError as exc:
         raise WorkflowFileError(f"{name}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
-        raise WorkflowFileError(f"{name}: not valid JSON (line {exc.lineno}, "
+        raise NotJSONError(f"{name}: not valid JSON (line {exc.lineno}, "
                                 f"column {exc.colno}: {exc.msg})") from None
+    except _NotFinite as exc:
+        raise WorkflowFileError(f"{name}: {str(exc)[:40]} is not a finite number (JSON has no "
+                                "NaN or Infinity)") from None
     except RecursionError:  # under the depth limit, only when called from a deep stack
         raise WorkflowFileError(f"{name}: JSON nested too deeply for this call") from None
     except ValueError:  # the only other ValueError json raises: int() refusing a long literal

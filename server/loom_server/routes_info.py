@@ -79,7 +79,10 @@ def _device_info(worker: Any) -> dict[str, Any]:
     device = ex.device
     info: dict[str, Any] = {"device": str(device), "dtype": str(ex.dtype).replace("torch.", ""),
                             "torch": torch.__version__, "threads": torch.get_num_threads(),
-                            "models_loaded": ex.models.loaded() if ex._models is not None else []}
+                            "models_loaded": ex.models.loaded() if ex._models is not None else [],
+                            "model_memory": ex.models.stats() if ex._models is not None else None,
+                            "cache": {"entries": len(ex.cache), "bytes": ex.cache.bytes,
+                                      "ram_budget_bytes": ex.ram_budget}}
     if device.type == "cuda":
         free, total = torch.cuda.mem_get_info(device)
         info["gpu"] = {"name": torch.cuda.get_device_name(device), "total": total, "free": free,

@@ -171,3 +171,29 @@ def test_resolve_inside_gives_the_reason(tmp_path):
                          ("x\x00", "NUL byte"), ("", "is empty"), ("/x", "relative path")]:
         with pytest.raises(ValueError, match=reason):
             resolve_inside(tmp_path, name)
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_numbers_a_browser_cannot_read_back_are_refused(literal):
+    with pytest.raises(WorkflowFileError, match="not a finite number"):
+        parse_json('{"nodes": {"a": {"type": "t", "inputs": {"x": ' + literal + '}}}}', "wf.json")
+    assert parse_json('{"x": 1e300}')["x"] == 1e300
+
+
+@pytest.mark.parametrize("value,words", [
+    ("[" * 100 + "]" * 100, "nested 100 levels"),
+    ("9" * 5000, "digits"),
+    ("NaN", "not a finite number"),
+])
+def test_set_values_obey_the_same_limits_as_files(tmp_path, value, words):
+    from loom.settings import SHIPPED_WORKFLOWS
+    r = loom("run", SHIPPED_WORKFLOWS / "image_basics.json", "--set", f"save.prefix={value}",
+             cwd=tmp_path)
+    assert r.returncode == 1 and words in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_set_text_that_is_not_json_stays_text():
+    from loom.cli import parse_set
+    assert parse_set(["save.prefix=cats/run", "s.cfg=7.5", "s.on=true"]) == [
+        ("save", "prefix", "cats/run"), ("s", "cfg", 7.5), ("s", "on", True)]

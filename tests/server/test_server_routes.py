@@ -36,6 +36,7 @@ async def test_system_reports_versions_device_and_plugin_errors(make_client, tmp
     assert body["device"] == "cpu" and body["dtype"] == "float32"
     assert body["models_loaded"] == []
     assert body["memory"]["process_rss"] > 0
+    assert body["cache"]["ram_budget_bytes"] > 0 and body["cache"]["entries"] >= 0
     assert body["nodes"] == len(reg)
     [err] = body["plugin_errors"]
     assert "bad_plugin.py" in err["plugin"] and "this plugin is broken" in err["error"]
