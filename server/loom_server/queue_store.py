@@ -172,6 +172,18 @@ class QueueStore:
         out["result"] = json.loads(row["result"]) if row["result"] else None
         return out
 
+    def get_json(self, run_id: str) -> str | None:
+        """``get`` as JSON text, spliced from the stored texts (a 6 MB workflow is neither
+        parsed nor encoded again), or None."""
+        with self._lock:
+            row = self._db.execute(f"SELECT {_SUMMARY}, workflow, result FROM runs WHERE id=?",
+                                   (run_id,)).fetchone()
+            if row is None:
+                return None
+            pos = self._position(row)
+        head = _json(_summary(row, pos, full=True))
+        return f'{head[:-1]},"workflow":{row["workflow"]},"result":{row["result"] or "null"}}}'
+
     def list(self, statuses: list[str] | None = None, limit: int = 50,
              before: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
         """Runs newest first, ``limit`` at a time; ``before`` is the last id of the previous page.

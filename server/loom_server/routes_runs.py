@@ -124,10 +124,10 @@ async def clear_history(request: web.Request) -> web.Response:
 async def get_run(request: web.Request) -> web.Response:
     """One run with its workflow, status, error and result."""
     run_id = request.match_info["id"]
-    run = request.app[STORE].get(run_id)
-    if run is None:
+    text = await asyncio.get_running_loop().run_in_executor(None, request.app[STORE].get_json, run_id)
+    if text is None:
         raise ApiError(404, f"no run with id {run_id!r}")
-    return web.json_response(run)
+    return web.Response(text=text, content_type="application/json")
 
 
 @routes.delete("/api/runs/{id}")

@@ -80,13 +80,19 @@ async def get_workflow(request: web.Request) -> web.Response:
     """The workflow JSON (a saved one wins over an example of the same name; ?source= picks)."""
     name = check_name(request.match_info["name"])
     path = _find(request, name)
-    try:
-        data = parse_json(path.read_bytes(), f"workflow {name!r}")
-    except OSError as exc:
-        raise ApiError(500, f"workflow {name!r} cannot be read: {exc}") from None
-    except WorkflowFileError as exc:
-        raise ApiError(500, f"{exc} (the file on disk is damaged)") from None
+    data = await asyncio.get_running_loop().run_in_executor(None, _read, path, name)
     return web.json_response(data)
+
+
+def _read(path: Path, name: str) -> Any:
+    """A stored workflow, parsed off the loop; a damaged file is a 422 naming it, not a 500."""
+    try:
+        return parse_json(path.read_bytes(), f"workflow {name!r}")
+    except OSError as exc:
+        raise ApiError(422, f"workflow {name!r} cannot be read: {exc}") from None
+    except WorkflowFileError as exc:
+        raise ApiError(422, f"{exc} (the saved file is damaged: save the workflow again "
+                            "or delete it)") from None
 
 
 @routes.put("/api/workflows/{name}")

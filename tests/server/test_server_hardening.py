@@ -246,3 +246,13 @@ async def test_malformed_multipart_bodies_get_400(hclient, settings):
         await _expect(resp, 400, word)
     assert not settings.inputs.exists() or list(settings.inputs.iterdir()) == []
     await _still_serving(hclient)
+
+
+async def test_a_damaged_saved_workflow_is_a_422_naming_it(client, settings):
+    folder = settings.user / "workflows"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "broken.json").write_text('{"nodes": {"a": ')
+    resp = await client.get("/api/workflows/broken")
+    assert resp.status == 422
+    assert "broken" in (await resp.json())["error"] and "damaged" in (await resp.json())["error"]
+    assert (await client.get("/api/workflows")).status == 200  # the list still answers
