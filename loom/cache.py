@@ -22,8 +22,22 @@ _MAX_DEPTH = 6
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=repr, allow_nan=True)
 
 
+_SCALAR_TAGS = {int: "i", float: "f", bool: "b", str: "s", type(None): "n"}
+
+
 def literal_key(value: Any) -> str:
-    """Canonical JSON of a literal input (dict keys sorted), used in cache keys."""
+    """A canonical text of a node's literal inputs (dict keys sorted), used in cache keys.
+
+    The common case, a dict of plain scalars, is written directly (type-tagged, so 1, 1.0,
+    True and "1" differ); anything else is canonical JSON. The two forms cannot collide:
+    JSON never holds a raw \x1f.
+    """
+    if type(value) is dict:
+        tags = _SCALAR_TAGS
+        try:
+            return "\x1e".join(f"{k}\x1f{tags[type(v)]}{v!r}" for k, v in sorted(value.items()))
+        except (KeyError, TypeError):  # a list, dict or object inside, or a non-str key
+            pass
     return _CANONICAL.encode(value)
 
 

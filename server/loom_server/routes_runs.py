@@ -11,11 +11,9 @@ from aiohttp import WSMsgType, web
 from .events import EVENT_TYPES
 from .queue_store import STATUSES, QueueStore
 from .security import ApiError, parse_json_body, read_body
-from .state import CONFIG, HUB, SETTINGS, STORE, WORKER, ready_worker
+from .state import CONFIG, HUB, STORE, WORKER, ready_worker
 
 if TYPE_CHECKING:
-    from loom import Settings
-
     from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -32,7 +30,7 @@ async def queue_run(request: web.Request) -> web.Response:
     data = await read_body(request, request.app[CONFIG].body_limit)
     worker = await ready_worker(request)
     run_id, position, front = await asyncio.get_running_loop().run_in_executor(
-        None, _accept, data, worker, request.app[SETTINGS], request.app[STORE])
+        None, _accept, data, worker, request.app[STORE])
     running = worker.current is not None
     request.app[HUB].publish({"type": "run.queued", "run": run_id, "position": position,
                               "front": front, "running": running, "created": time.time()})
@@ -40,13 +38,12 @@ async def queue_run(request: web.Request) -> web.Response:
     return web.json_response({"id": run_id, "position": position}, status=201)
 
 
-def _accept(data: bytes, worker: "Worker", settings: "Settings",
-            store: QueueStore) -> tuple[str, int, bool]:
+def _accept(data: bytes, worker: "Worker", store: QueueStore) -> tuple[str, int, bool]:
     """Parse, compile and queue a POSTed workflow (on an executor thread): (id, position, front).
 
     The body is freshly parsed and nobody else holds it, so it is used without copies. The
     compiled plan goes to the worker, which runs it without checking anything again."""
-    from loom import WorkflowFileError, compile_workflow
+    from loom import MigrationError, ValidationError, WorkflowFileError
     from loom.workflow import Workflow
     body = parse_json_body(data)
     if not isinstance(body, dict):
@@ -62,11 +59,17 @@ def _accept(data: bytes, worker: "Worker", settings: "Settings",
     except WorkflowFileError as exc:
         problem = {"node": None, "input": None, "code": "bad_workflow", "message": str(exc)}
         raise ApiError(400, str(exc), problems=[problem]) from None
-    plan = compile_workflow(wf, worker.registry, settings)  # type: ignore[arg-type]
-    if isinstance(plan, list):
-        raise ApiError(400, f"the workflow has {len(plan)} problem(s): "
-                            + "; ".join(str(p) for p in plan[:3]),
-                       problems=[p.to_dict() for p in plan])
+    try:  # the worker's executor: its registry, settings and cache of recent plans
+        plan = worker.executor.compile(wf)  # type: ignore[union-attr]
+    except ValidationError as exc:
+        problems = exc.problems
+        raise ApiError(400, f"the workflow has {len(problems)} problem(s): "
+                            + "; ".join(str(p) for p in problems[:3]),
+                       problems=[p.to_dict() for p in problems]) from None
+    except MigrationError as exc:
+        problem = {"node": exc.node, "input": None, "code": "bad_node",
+                   "message": f"migrating from version {exc.from_version} failed: {exc.message}"}
+        raise ApiError(400, f"{exc.node}: {problem['message']}", problems=[problem]) from None
     run_id, position = store.add(plan.document, front=front)
     worker.offer_plan(run_id, plan)
     return run_id, position, front

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import threading
 import time
@@ -123,10 +122,8 @@ class Worker:
         registry = self._given_registry or Registry.default(self.settings)
         self.registry = registry
         self.executor = Executor(registry, settings=self.settings)
-        for err in registry.plugin_errors:
+        for err in registry.plugin_errors:  # Registry.default also froze the startup heap
             log.error("plugin %s failed to load: %s", err.plugin, err.error)
-        if self._given_registry is None:
-            _freeze_startup_heap()
 
     def _main(self) -> None:
         t0 = time.perf_counter()
@@ -244,16 +241,6 @@ def _document(plan: Any, claimed: ClaimedRun) -> dict[str, Any] | None:
         return claimed.workflow
     except Exception:  # noqa: BLE001 - a damaged stored row: report the run without node types
         return None
-
-
-def _freeze_startup_heap() -> None:
-    """Keep what importing torch and the node packs left alive out of the garbage collector's way.
-
-    Those objects live as long as the process, yet each full collection walked them all with
-    every thread paused (~150 ms; a large POST sets off several, stalling the event loop).
-    ``gc.freeze`` exempts them; collecting first keeps garbage from being frozen."""
-    gc.collect()
-    gc.freeze()
 
 
 class ForwardingObserver:

@@ -91,7 +91,11 @@ async def test_a_node_that_ends_its_thread_fails_only_its_run(hclient, kind, err
 
 
 class _DyingExecutor:
-    """An executor that lets a BaseException escape after starting a node (as a bug could)."""
+    """An executor that lets a BaseException escape after starting a node (as a bug could);
+    it compiles like the real one (the POST handler compiles with the worker's executor)."""
+
+    def __init__(self, real: Any) -> None:
+        self.compile = real.compile
 
     def run(self, workflow: Any, observer: Any, run_id: str) -> Any:
         observer.run_started(run_id, ["add", "show"], [])
@@ -105,7 +109,8 @@ class _DyingExecutor:
 async def test_the_worker_survives_a_base_exception_from_the_executor(hclient):
     worker = hclient.app[WORKER]
     assert await worker.wait_ready()
-    real, worker.executor = worker.executor, _DyingExecutor()
+    real = worker.executor
+    worker.executor = _DyingExecutor(real)
     try:
         run = await wait_status(hclient, await queue(hclient, add_show()), ("failed",), timeout=10)
     finally:
