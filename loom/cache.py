@@ -174,9 +174,10 @@ class OutputCache:
     def put(self, key: str, outputs: dict[str, Any], ui: dict[str, Any]) -> None:
         """Store an entry, evicting the least recently used unpinned ones beyond the bounds."""
         size, held = _small(outputs) or estimate(outputs, self.owner)
+        limit = self.limit
         with self._lock:
             self._remove(key)
-            if self.max_entries <= 0 or size > self.limit:
+            if self.max_entries <= 0 or size > limit:
                 return
             item = (outputs, ui, size, frozenset(held))
             if key in self._pins:
@@ -186,7 +187,7 @@ class OutputCache:
             for model in held:
                 self._holders.setdefault(model, set()).add(key)
             self._bytes += size
-            self._trim()
+            self._trim(limit)
 
     def pin(self, keys: Iterable[str]) -> None:
         """Keep these entries (present or stored later) until ``release``."""
@@ -227,8 +228,8 @@ class OutputCache:
                 if not holders:
                     del self._holders[model]
 
-    def _trim(self) -> None:
-        limit = self.limit
+    def _trim(self, limit: int | None = None) -> None:
+        limit = self.limit if limit is None else limit
         while self._data and (len(self) > self.max_entries or self._bytes > limit):
             self._remove(next(iter(self._data)))
 

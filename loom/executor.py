@@ -247,11 +247,14 @@ class Executor:
         except BaseException as exc:  # noqa: BLE001 - SystemExit, KeyboardInterrupt... fail the node
             raise _node_error(nid, spec, exc) from exc
         obs.node_started(result.run_id, nid)
-        ctx = Context(node_id=nid, node_type=spec.id, run_id=result.run_id,
-                      settings=self.settings, device=self.device, dtype=self.dtype,
-                      models=self._models if self._models is not None else _LazyModels(self),
-                      interrupt_event=self._interrupt, workflow=document, run_info=run_info,
-                      on_progress=lambda v, t, p, info: obs.node_progress(result.run_id, nid, v, t, p, info))
+        ctx = None  # only a node that asks for one gets a Context (most small nodes do not)
+        if spec.takes_context:
+            ctx = Context(node_id=nid, node_type=spec.id, run_id=result.run_id,
+                          settings=self.settings, device=self.device, dtype=self.dtype,
+                          models=self._models if self._models is not None else _LazyModels(self),
+                          interrupt_event=self._interrupt, workflow=document, run_info=run_info,
+                          on_progress=lambda v, t, p, info: obs.node_progress(result.run_id, nid,
+                                                                              v, t, p, info))
         t0 = time.perf_counter()
         try:
             out = self._call(spec, ctx, kwargs)
@@ -261,11 +264,12 @@ class Executor:
         except BaseException as exc:  # noqa: BLE001 - every node failure becomes a NodeError
             raise _node_error(nid, spec, exc) from exc
         result.timings[nid] = time.perf_counter() - t0
-        values[nid], uis[nid] = out, ctx.ui
+        ui = ctx.ui if ctx is not None else {}
+        values[nid], uis[nid] = out, ui
         if spec.cache:
-            self.cache.put(keys[nid], out, ctx.ui)  # type: ignore[arg-type]
+            self.cache.put(keys[nid], out, ui)  # type: ignore[arg-type]
         result.executed.append(nid)
-        obs.node_finished(result.run_id, nid, ctx.ui)
+        obs.node_finished(result.run_id, nid, ui)
 
     def _late_key(self, step: Step, keys: dict[str, str | None], kwargs: dict[str, Any]) -> str:
         spec = step.spec
@@ -275,7 +279,7 @@ class Executor:
         fp = str(spec.fingerprint(**kwargs)) if spec.fingerprint is not None else None
         return node_key(spec.id, spec.version, dict(step.literals), links, fp)
 
-    def _call(self, spec: NodeSpec, ctx: Context, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _call(self, spec: NodeSpec, ctx: Context | None, kwargs: dict[str, Any]) -> dict[str, Any]:
         for attempt in (0, 1):
             try:
                 raw = spec.fn(ctx, **kwargs) if spec.takes_context else spec.fn(**kwargs)
