@@ -49,8 +49,8 @@ def load_image(image: ImageFile) -> LoadedImage:
 _PREFIX_OK = re.compile(r"[\w\-. ]+(/[\w\-. ]+)*")
 
 
-def _next_path(folder: Path, prefix: str) -> Path:
-    """The next free ``<prefix>_NNNNN.png``; the prefix names a file strictly inside ``folder``."""
+def _next_path(folder: Path, prefix: str, ext: str = "png") -> Path:
+    """The next free ``<prefix>_NNNNN.<ext>``; the prefix names a file strictly inside ``folder``."""
     if not _PREFIX_OK.fullmatch(prefix):
         raise UserInputError(f"file prefix {prefix!r} may use letters, digits, '-', '_', '.', "
                              "spaces and '/' for sub-folders", input="prefix")
@@ -62,10 +62,10 @@ def _next_path(folder: Path, prefix: str) -> Path:
                              input="prefix") from None
     target.parent.mkdir(parents=True, exist_ok=True)
     stem = target.name
-    taken = [int(m.group(1)) for p in target.parent.glob(f"{stem}_*.png")
-             if (m := re.fullmatch(re.escape(stem) + r"_(\d+)\.png", p.name))]
+    taken = [int(m.group(1)) for p in target.parent.glob(f"{stem}_*.{ext}")
+             if (m := re.fullmatch(re.escape(stem) + r"_(\d+)\." + re.escape(ext), p.name))]
     n = max(taken, default=0) + 1
-    return target.parent / f"{stem}_{n:05d}.png"
+    return target.parent / f"{stem}_{n:05d}.{ext}"
 
 
 @node(category="image/output", output=True)
