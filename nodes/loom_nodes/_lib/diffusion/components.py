@@ -6,6 +6,7 @@ and return CPU float32 tensors (cached values never pin device memory).
 """
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,12 +15,29 @@ import torch
 
 from loom.types import VAE, Conditioning, Denoiser, Scheduler, TextEncoder
 
+from ..patches import Patch, applied
 from . import preview
 from .families import downscale_factor, latent_family
 from .prompt import apply_weights, chunk_tokens, is_unweighted, parse_weights, plain_text
 from .tiling import tiled
 
 log = logging.getLogger(__name__)
+
+
+class Patchable:
+    """A wrapper that may carry weight patches (LoRA…) applied around its module calls.
+
+    ``with_patches`` gives a new wrapper sharing the same modules: the base modules, held by
+    the model manager, are never modified (see ``loom_nodes._lib.patches``).
+    """
+
+    patches: tuple[Patch, ...] = ()
+
+    def with_patches(self, patches: tuple[Patch, ...]) -> Any:
+        """A shallow copy of this wrapper with ``patches`` added to its own."""
+        new = copy.copy(self)
+        new.patches = tuple(self.patches) + tuple(patches)
+        return new
 
 
 def module_dtype(module: torch.nn.Module) -> torch.dtype:
@@ -107,7 +125,7 @@ class ClipPart:
     pooled: bool = False         # give the projected pooled output (SDXL's second encoder)
 
 
-class ClipTextEncoder(TextEncoder):
+class ClipTextEncoder(Patchable, TextEncoder):
     """CLIP text encoder(s): SD 1.x/2.x (one) or SDXL (two, states concatenated + pooled)."""
 
     def __init__(self, parts: list[ClipPart], family: str, name: str = "") -> None:
@@ -150,7 +168,7 @@ class ClipTextEncoder(TextEncoder):
         """Prompt (with optional weighting syntax) → Conditioning (1, T, D) on the CPU."""
         segments = parse_weights(prompt)
         states, pooled = [], None
-        with manager.use(*self.modules):
+        with manager.use(*self.modules), applied(self.patches):
             for part in self.parts:
                 ids, weights = self._ids(part, segments)
                 out = part.model(ids.to(device), output_hidden_states=part.layer != "last")
@@ -167,7 +185,7 @@ class ClipTextEncoder(TextEncoder):
                             text=(plain_text(segments),))
 
 
-class MiniLMTextEncoder(TextEncoder):
+class MiniLMTextEncoder(Patchable, TextEncoder):
     """The offline all-MiniLM-L6-v2 encoder: 32 token states of 384 dims (+ mean-pooled)."""
 
     family = "minilm"
@@ -186,7 +204,7 @@ class MiniLMTextEncoder(TextEncoder):
 
         segments = parse_weights(prompt)
         text = plain_text(segments)
-        with manager.use(self.minilm.model):
+        with manager.use(self.minilm.model), applied(self.patches):
             self.minilm.device = torch.device(device)
             if is_unweighted(segments):
                 states, mask = self.minilm.encode_with_mask([text])
@@ -213,7 +231,7 @@ class MiniLMTextEncoder(TextEncoder):
 
 
 # --- denoiser --------------------------------------------------------------------------
-class DiffusionDenoiser(Denoiser):
+class DiffusionDenoiser(Patchable, Denoiser):
     """A diffusers ``UNet2DConditionModel`` with its scheduler config and latent family."""
 
     def __init__(self, unet: Any, scheduler_config: dict[str, Any], family: str, name: str = "",
@@ -260,8 +278,9 @@ class DiffusionDenoiser(Denoiser):
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
         """Prediction (noise, v or x0, per the scheduler config) for latents ``x`` at ``t``."""
         dtype = module_dtype(self.unet)
-        out = self.unet(x.to(dtype), t, encoder_hidden_states=cond["encoder_hidden_states"],
-                        added_cond_kwargs=cond.get("added_cond_kwargs"), return_dict=False)[0]
+        with applied(self.patches):
+            out = self.unet(x.to(dtype), t, encoder_hidden_states=cond["encoder_hidden_states"],
+                            added_cond_kwargs=cond.get("added_cond_kwargs"), return_dict=False)[0]
         return out.to(x.dtype)
 
 
