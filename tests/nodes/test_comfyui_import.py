@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from comfyui_helpers import EXPECT, FIXTURES, UNREADABLE, fixture
+from comfyui_helpers import EMBEDDED, EXPECT, FIXTURES, UNREADABLE, fixture
 
 from loom import Workflow
 from loom.errors import WorkflowFileError
@@ -157,18 +157,18 @@ def test_muted_and_bypassed_nodes_behave_as_in_comfyui() -> None:
 
 
 def test_unmapped_nodes_stay_as_placeholders_with_their_links() -> None:
-    wf, report = convert(fixture("ui_lora_stack.json"))
+    wf, report = convert(fixture("ui_controlnet.json"))
     n = wf["nodes"]
-    lora1, lora2 = n["8"], n["9"]
-    assert lora1["type"] == "comfyui:LoraLoader"
-    assert lora1["inputs"] == {"model": {"node": "1", "output": "denoiser"}, "clip": {"node": "1", "output": "text_encoder"},
-                               "lora_name": "detail_tweaker.safetensors", "strength_model": 0.8, "strength_clip": 0.8}
-    assert lora2["inputs"]["model"] == {"node": "8", "output": "MODEL"}
-    assert n["5"]["inputs"]["denoiser"] == {"node": "9", "output": "MODEL"}
-    assert n["2"]["inputs"]["encoder"] == {"node": "9", "output": "CLIP"}
-    assert lora1["comfyui"]["outputs"] == ["MODEL", "CLIP"] and lora1["ui"]["pos"]
+    loader, apply = n["8"], n["10"]
+    assert loader["type"] == "comfyui:ControlNetLoader"
+    assert loader["inputs"] == {"control_net_name": "control_v11p_sd15_canny.pth"}
+    assert apply["inputs"]["control_net"] == {"node": "8", "output": "CONTROL_NET"}
+    assert apply["inputs"]["image"] == {"node": "9", "output": "image"}
+    assert (apply["inputs"]["strength"], apply["inputs"]["end_percent"]) == (0.9, 0.8)
+    assert n["5"]["inputs"]["positive"] == {"node": "10", "output": "positive"}
+    assert apply["comfyui"]["outputs"] == ["positive", "negative"] and apply["ui"]["pos"]
     entry = next(e for e in report["entries"] if e["node"] == "8")
-    assert entry["kind"] == "unmapped" and entry["message"] == "no Loom node yet: LoRA"
+    assert entry["kind"] == "unmapped" and entry["message"] == "no Loom node yet: ControlNet"
 
 
 def test_custom_nodes_and_subgraphs_are_named_in_the_report() -> None:
@@ -271,3 +271,84 @@ def test_importing_the_package_is_cheap_and_loom_names_no_comfyui_node() -> None
         text = path.read_text(encoding="utf-8")
         for name in ("KSampler", "CLIPTextEncode", "ComfyUI", "comfyui"):
             assert name not in text, f"{path.name} names {name}"
+
+
+def test_lora_stacks_map_to_load_lora() -> None:
+    wf, report = convert(fixture("ui_lora_stack.json"))
+    n = wf["nodes"]
+    assert n["8"] == {"type": "load_lora", "inputs": {
+        "denoiser": {"node": "1", "output": "denoiser"}, "lora": "detail_tweaker.safetensors",
+        "strength_model": 0.8, "strength_clip": 0.8, "text_encoder": {"node": "1", "output": "text_encoder"}},
+        "ui": n["8"]["ui"]}
+    assert n["9"]["inputs"]["denoiser"] == {"node": "8", "output": "denoiser"}
+    assert n["5"]["inputs"]["denoiser"] == {"node": "9", "output": "denoiser"}
+    assert n["2"]["inputs"]["encoder"] == {"node": "9", "output": "text_encoder"}
+    assert n["4"]["inputs"]["vae"] == {"node": "1", "output": "vae"}   # through the LoRAs to the loader
+    wf, report = convert(fixture("api_lora_stack.json"), {"models": EMBEDDED})
+    only = wf["nodes"]["3"]["inputs"]
+    assert "text_encoder" not in only and only["strength_model"] == 4.0
+    assert only["lora"] == "embedded/shapes-lora-random"       # LoRAs skip diffusers: replacements
+    assert wf["nodes"]["1"]["inputs"] == {"model": "embedded/shapes-ldm"}
+    assert any(e["kind"] == "changed" and e["node"] == "3" and e["input"] == "strength_model"
+               for e in report["entries"])
+
+
+def test_masks_and_paste_back_carry_their_values() -> None:
+    wf, report = convert(fixture("ui_inpaint_paste_back.json"))
+    n = wf["nodes"]
+    assert n["5"]["inputs"] == {"mask": {"node": "4", "output": "mask"}, "radius": 12}
+    assert n["6"]["inputs"]["level"] == 0.50000006
+    assert n["7"]["inputs"] == {"value": 1.0, "width": 512, "height": 512}
+    assert n["8"]["inputs"] == {"a": {"node": "6", "output": "mask"}, "b": {"node": "7", "output": "mask"},
+                                "operation": "multiply"}
+    assert n["11"]["inputs"]["mask"] == {"node": "8", "output": "mask"}   # SetLatentNoiseMask → sample.mask
+    assert n["13"]["inputs"] == {"destination": {"node": "4", "output": "image"},
+                                 "source": {"node": "12", "output": "image"}, "x": 0, "y": 0,
+                                 "mask": {"node": "5", "output": "mask"}}
+    assert n["13"]["ui"]["title"] == "Paste back"
+    assert n["14"]["inputs"] == {"image": {"node": "13", "output": "image"}, "threshold": 0.0,
+                                 "sigma": 1.0, "amount": 3.0}
+    status = {e["node"]: e["status"] for e in report["entries"] if e["kind"] == "mapped"}
+    assert (status["5"], status["6"], status["8"], status["13"], status["14"]) == (
+        "approximate", "exact", "exact", "approximate", "approximate")
+
+
+def test_outpaint_blur_crop_and_upscale_values() -> None:
+    wf, _ = convert(fixture("api_outpaint.json"))
+    n = wf["nodes"]
+    assert n["3"]["inputs"] == {"image": {"node": "2", "output": "image"}, "fill": "gray", "left": 0,
+                                "top": 0, "right": 256, "bottom": 64, "feathering": 40}
+    assert n["4"]["inputs"]["count"] == 2 and n["13"]["inputs"]["sigma"] == 2.0
+    assert n["8"]["inputs"]["mask"] == {"node": "3", "output": "mask"}
+    assert (n["11_image"]["type"], n["11"]["type"], n["11_mask"]["type"]) == (
+        "mask_to_image", "crop_image", "mask_from_luminance")
+    assert n["11"]["inputs"]["x"] == 256 and n["12"]["inputs"]["mask"] == {"node": "11_mask", "output": "mask"}
+    wf, _ = convert(fixture("ui_upscale_esrgan.json"))
+    n = wf["nodes"]
+    assert n["7"]["inputs"] == {"image": {"node": "6", "output": "image"}, "index": 1, "length": 2}
+    assert n["8"]["inputs"] == {"name": "RealESRGAN_x4plus.pth"}
+    assert n["9"]["inputs"] == {"model": {"node": "8", "output": "upscale_model"},
+                                "image": {"node": "7", "output": "image"}, "tile": 512, "overlap": 32}
+
+
+@pytest.mark.parametrize("inputs,kind", [
+    ({"x": 8, "y": 0, "operation": "add"}, "unmapped"), ({"x": 0, "y": 0, "operation": "xor"}, "unmapped"),
+    ({"x": 0, "y": 0, "operation": "or"}, "mapped")])
+def test_mask_composite_needs_no_offset_and_a_loom_operation(inputs: dict, kind: str) -> None:
+    prompt = {"1": {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}},
+              "2": {"class_type": "MaskComposite", "inputs": {**inputs, "destination": ["1", 0],
+                                                                "source": ["1", 0]}}}
+    wf, report = convert(prompt)
+    assert next(e["kind"] for e in report["entries"] if e["node"] == "2") == kind
+    if kind == "mapped":
+        assert wf["nodes"]["2"]["inputs"]["operation"] == "max"
+
+
+def test_threshold_levels_keep_exactly_the_pixels_comfyui_keeps() -> None:
+    import torch
+    from loom_nodes.comfyui.f32 import next_down, next_up
+    mask = torch.rand(200_000)
+    mask[:3] = torch.tensor([0.5, 0.25, 0.0])
+    for value in (0.0, 0.25, 0.3, 0.5, 0.999):
+        level = next_up(value)
+        assert torch.equal(mask > value, mask >= level) and next_down(level) == value

@@ -35,9 +35,10 @@ async def test_convert_png_and_api_format_with_unmapped_nodes(client):
     resp = await client.post("/api/convert", data=_bytes("api_lora_controlnet.json"))
     body = await resp.json()
     assert resp.status == 200 and body["report"]["complete"] is False
-    assert body["workflow"]["nodes"]["2"]["type"] == "comfyui:LoraLoader"
+    assert body["workflow"]["nodes"]["5"]["type"] == "comfyui:ControlNetLoader"
+    assert body["workflow"]["nodes"]["2"]["type"] == "load_lora"
     unmapped = {e["type"] for e in body["report"]["entries"] if e["kind"] == "unmapped"}
-    assert unmapped == {"LoraLoader", "ControlNetLoader", "ControlNetApplyAdvanced"}
+    assert unmapped == {"ControlNetLoader", "ControlNetApplyAdvanced"}
 
 
 async def test_a_loom_workflow_comes_back_as_it_is(client):

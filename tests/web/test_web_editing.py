@@ -41,7 +41,7 @@ def test_palette_adds_nodes_and_wires_typed_sockets(canvas: Any) -> None:
     canvas.wait_for_function("window.loom.graph.nodes.length === 0")
     solid = add_from_palette(canvas, 200, 200, "solid colour")
     invert = add_from_palette(canvas, 560, 200, "invert an image")
-    mask = add_from_palette(canvas, 200, 480, "t mask")
+    mask = add_from_palette(canvas, 200, 480, "all-ones mask")
     save = add_from_palette(canvas, 560, 480, "t save")
     types = {n: t["type"] for n, t in exported(canvas)["nodes"].items()}
     assert types == {solid: "t_solid", invert: "t_invert", mask: "t_mask", save: "t_save"}

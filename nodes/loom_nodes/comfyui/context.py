@@ -51,6 +51,8 @@ class Mapper:
         nid = f"{node.id}_{suffix}" if suffix else node.id
         while nid in self.nodes:
             nid += "_"
+        for name in [k for k, v in inputs.items() if v is self.ABSENT]:
+            del inputs[name]   # an input the ComfyUI node does not have (e.g. an unlinked socket)
         entry: dict[str, Any] = {"type": loom_type, "inputs": inputs}
         node_ui = dict(node.ui) if not suffix else self._helper_ui(node)
         node_ui.update(ui or {})
@@ -103,13 +105,18 @@ class Mapper:
             return None
         return node.controls.get(name)
 
-    def substitute(self, node: CNode, name_input: str, name: Any) -> tuple[Any, bool]:
+    def substitute(self, node: CNode, name_input: str, name: Any,
+                   folders: bool = True) -> tuple[Any, bool]:
         """A model file name as Loom lists it, after ``--models`` substitution; the flag says
-        the replacement is a diffusers folder (``diffusers:NAME``)."""
+        the replacement is a diffusers folder (``diffusers:NAME``). ``folders`` False (LoRA,
+        upscale models: single files) skips ``diffusers:`` replacements, which name a whole
+        model, and takes the next pattern that matches."""
         if not isinstance(name, str):
             return name, False
         clean = self.clean_name(node, name_input, name)
         for pattern, repl in self.substitutions:
+            if not folders and repl.startswith("diffusers:"):
+                continue
             base = clean.rsplit("/", 1)[-1]
             if fnmatch.fnmatchcase(clean, pattern) or fnmatch.fnmatchcase(base, pattern):
                 new = repl.removeprefix("diffusers:")

@@ -160,6 +160,11 @@ def _link_latent_vaes(m: Mapper) -> None:
             continue
         empty = m.nodes.get(str(lat.get("node")))
         loader = m.nodes.get(str(den.get("node")))
+        for _ in range(64):   # through LoRAs to the model they patch
+            if loader is None or loader["type"] != "load_lora":
+                break
+            den = loader["inputs"].get("denoiser")
+            loader = m.nodes.get(str(den.get("node"))) if isinstance(den, dict) else None
         if (empty is None or empty["type"] != "empty_latent" or "vae" in empty["inputs"]
                 or loader is None or loader["type"] not in ("load_checkpoint", "load_diffusers_model")):
             continue

@@ -12,6 +12,7 @@ from typing import Any, Callable
 from loom.workflow import Workflow, is_link
 
 from .context import PLACEHOLDER_PREFIX
+from .export_extra import CUSTOM
 from .model import CNode, Report
 from .samplers import to_comfy
 from .table import specs
@@ -51,6 +52,18 @@ SIMPLE: dict[str, tuple[str, dict[str, str], tuple[str, ...], dict[str, Any]]] =
     "seed_value": ("PrimitiveInt", {"seed": "value"}, ("seed",), {}),
     "vae_decode": ("VAEDecode", {"latent": "samples", "vae": "vae"}, ("image",), {}),
     "vae_encode": ("VAEEncode", {"image": "pixels", "vae": "vae"}, ("latent",), {}),
+    "solid_mask": ("SolidMask", {"value": "value", "width": "width", "height": "height"}, ("mask",), {}),
+    "invert_mask": ("InvertMask", {"mask": "mask"}, ("mask",), {}),
+    "mask_to_image": ("MaskToImage", {"mask": "mask"}, ("image",), {}),
+    "composite_images": ("ImageCompositeMasked", {"destination": "destination", "source": "source",
+                                                  "x": "x", "y": "y", "mask": "mask"}, ("image",),
+                         {"resize_source": False}),
+    "image_from_batch": ("ImageFromBatch", {"image": "image", "index": "batch_index",
+                                            "length": "length"}, ("image",), {}),
+    "repeat_image_batch": ("RepeatImageBatch", {"image": "image", "count": "amount"}, ("image",), {}),
+    "load_upscale_model": ("UpscaleModelLoader", {"name": "model_name"}, ("upscale_model",), {}),
+    "upscale_with_model": ("ImageUpscaleWithModel", {"model": "upscale_model", "image": "image"},
+                           ("image",), {}),
 }
 # Loom's defaults for inputs a workflow may leave out (ComfyUI's API needs every widget);
 # a test checks them against the node schemas
@@ -67,6 +80,11 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "seed_value": {"seed": 0}, "vae_decode": {"tile": 0}, "vae_encode": {"tile": 0},
     "sample": {"steps": 20, "cfg": 7.5, "seed": 0, "denoise": 1.0},
     "scheduler": {"name": "euler", "sigmas": "default", "spacing": "default"},
+    "solid_mask": {"value": 1.0, "width": 512, "height": 512, "batch": 1},
+    "composite_images": {"x": 0, "y": 0}, "image_from_batch": {"index": 0, "length": 1},
+    "repeat_image_batch": {"count": 2}, "upscale_with_model": {"tile": 512, "overlap": 64},
+    "load_lora": {"strength_model": 1.0, "strength_clip": 1.0}, "threshold_mask": {"level": 0.5},
+    "combine_masks": {"operation": "max"}, "mask_from_alpha": {"invert": False},
 }
 CONVERT: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("latent_upscale", "method"): lambda v: METHODS_TO_COMFY.get(v, v),
@@ -96,7 +114,8 @@ class _Export:
             if output in names:
                 return names.index(output)
             return int(output[7:]) if output.startswith("output_") and output[7:].isdigit() else None
-        outs = SIMPLE[t][2] if t in SIMPLE else ("latent",) if t == "sample" else ()
+        outs = SIMPLE[t][2] if t in SIMPLE else CUSTOM[t][0] if t in CUSTOM else \
+            ("latent",) if t == "sample" else ()
         return outs.index(output) if output in outs else None
 
     def value(self, nid: str, name: str, v: Any) -> Any:
@@ -117,6 +136,23 @@ class _Export:
                             "class_type": class_type,
                             "_meta": {"title": title if isinstance(title, str) and title
                                       else self.display.get(class_type, class_type)}}
+
+    def mapped(self, nid: str, what: str) -> None:
+        """Report a Loom node written as ComfyUI node(s) ``what``."""
+        self.report.add("mapped", self.cnode(nid), f"→ {what}")
+
+    def changed(self, nid: str, message: str) -> None:
+        """Report something ComfyUI will compute differently."""
+        self.report.add("changed", self.cnode(nid), message)
+
+    def unmapped(self, nid: str, message: str) -> None:
+        """Report a Loom node left out of the prompt."""
+        self.report.add("unmapped", self.cnode(nid), message)
+
+    def custom(self, nid: str, entry: dict[str, Any]) -> None:
+        t = entry["type"]
+        given = {**DEFAULTS.get(t, {}), **(entry.get("inputs") or {})}
+        CUSTOM[t][1](self, nid, entry, given)
 
     def simple(self, nid: str, entry: dict[str, Any]) -> None:
         t = entry["type"]
@@ -209,6 +245,8 @@ class _Export:
                 self.report.add("dissolved", self.cnode(nid), "written into the KSampler that uses it")
             elif t in SIMPLE:
                 self.simple(nid, entry)
+            elif t in CUSTOM:
+                self.custom(nid, entry)
             else:
                 self.report.add("unmapped", self.cnode(nid), f"no ComfyUI core node does what "
                                                              f"Loom's {t} does; left out")

@@ -5,7 +5,7 @@ from typing import Any
 
 from .context import Mapper
 from .model import CONTROL, CNode, Literal, Ref, as_float, as_int
-from .table import NOT_YET, Spec, define, direct, is_value
+from .table import NOT_YET, Spec, define, direct, is_value, ranged
 
 FAMILY = "models"
 MODEL_OUTPUTS = ("denoiser", "text_encoder", "vae")
@@ -88,6 +88,31 @@ def clip_set_last_layer(ctx: Mapper, node: CNode) -> None:
     ctx.placeholder(node, f"{NOT_YET}: CLIP skip (stop_at_clip_layer {layer}) needs an encoder option")
 
 
+LORA_NOTE = ("kohya, diffusers and PEFT LoRA and LyCORIS (LoHa, LoKr) files; the base model is "
+             "patched while it runs, never changed")
+
+
+def lora_loader(ctx: Mapper, node: CNode) -> None:
+    """LoraLoader / LoraLoaderModelOnly → load_lora (its text encoder only when a CLIP is linked)."""
+    name = ctx.value(node, "lora_name")
+    if isinstance(name, str):
+        name, _ = ctx.substitute(node, "lora_name", name, folders=False)
+    inputs: dict[str, Any] = {"denoiser": ctx.value(node, "model")}
+    if name is not ctx.ABSENT:
+        inputs["lora"] = name
+    strength = ranged(-4.0, 4.0, "LoRA strength")
+    for comfy in ("strength_model", "strength_clip"):
+        v = ctx.value(node, comfy)
+        if v is not ctx.ABSENT:
+            inputs[comfy] = strength(ctx, node, comfy, as_float(v)) if is_value(v) else v
+    if "clip" in node.links:
+        inputs["text_encoder"] = ctx.value(node, "clip")
+    nid = ctx.add(node, "load_lora", inputs)
+    ctx.output(node, 0, ctx.link(nid, "denoiser"))
+    ctx.output(node, 1, ctx.link(nid, "text_encoder"))
+    ctx.mapped(node, [nid], "exact")
+
+
 def primitive(loom_type: str, loom_input: str, output: str, coerce: Any) -> Any:
     """PrimitiveInt/Float/String… (core nodes that run) → Loom's primitive value nodes."""
 
@@ -152,3 +177,9 @@ for _t, _d in (("PrimitiveString", "String"), ("PrimitiveStringMultiline", "Stri
 define(Spec("PrimitiveBoolean", FAMILY, ("value",), outputs=("BOOLEAN",), loom="(value)",
             status="dissolved", handler=boolean, display="Boolean",
             note="no boolean node in Loom: the value goes into the inputs it feeds"))
+define(Spec("LoraLoader", FAMILY, ("lora_name", "strength_model", "strength_clip"), inputs=("model", "clip"),
+            outputs=("MODEL", "CLIP"), loom="load_lora", status="exact", handler=lora_loader,
+            display="Load LoRA", note=LORA_NOTE + "; strengths from -4 to 4"))
+define(Spec("LoraLoaderModelOnly", FAMILY, ("lora_name", "strength_model"), inputs=("model",),
+            outputs=("MODEL",), loom="load_lora", status="exact", handler=lora_loader,
+            display="LoraLoaderModelOnly", note="load_lora without a text encoder; " + LORA_NOTE))

@@ -1,15 +1,15 @@
 """ComfyUI core nodes Loom has no counterpart for yet, and the UI-only nodes that dissolve.
 
 An unmapped node becomes a placeholder (``comfyui:<type>``) that keeps its links and widget
-values, so nothing is lost and the export writes it back. When Loom gains a node (LoRA,
-ControlNet, masks, SD3, Flux…), move its line into the family module with a handler.
+values, so nothing is lost and the export writes it back. When Loom gains a node
+(ControlNet, SD3, Flux…), move its line into the family module with a handler.
 """
 from __future__ import annotations
 
 from .model import CONTROL
 from .table import NOT_YET, Spec, define, unmapped
 
-M, C, S, L, I, K = "models", "conditioning", "sampling", "latent", "image", "mask"
+M, C, S, L, I = "models", "conditioning", "sampling", "latent", "image"
 W = tuple[str, ...]
 
 
@@ -17,7 +17,7 @@ def _u(type_: str, family: str, what: str, widgets: W = (), inputs: W = (), outp
     unmapped(type_, family, f"{NOT_YET}: {what}", widgets, inputs, outputs)
 
 
-# models, LoRA, ControlNet, model patches
+# models, ControlNet, model patches
 _u("UNETLoader", M, "a diffusion-model-only loader (SD3, Flux)", ("unet_name", "weight_dtype"), (), ("MODEL",))
 _u("DualCLIPLoader", M, "two text encoders from separate files (SDXL, SD3, Flux)",
    ("clip_name1", "clip_name2", "type"), (), ("CLIP",))
@@ -28,13 +28,9 @@ _u("unCLIPCheckpointLoader", M, "unCLIP checkpoints (CLIP vision)", ("ckpt_name"
    ("MODEL", "CLIP", "VAE", "CLIP_VISION"))
 _u("ImageOnlyCheckpointLoader", M, "image-only (video) checkpoints", ("ckpt_name",), (),
    ("MODEL", "CLIP_VISION", "VAE"))
-_u("LoraLoader", M, "LoRA", ("lora_name", "strength_model", "strength_clip"), ("model", "clip"),
-   ("MODEL", "CLIP"))
-_u("LoraLoaderModelOnly", M, "LoRA", ("lora_name", "strength_model"), ("model",), ("MODEL",))
 _u("HypernetworkLoader", M, "hypernetworks", ("hypernetwork_name", "strength"), ("model",), ("MODEL",))
 _u("ControlNetLoader", M, "ControlNet", ("control_net_name",), (), ("CONTROL_NET",))
 _u("DiffControlNetLoader", M, "ControlNet", ("control_net_name",), ("model",), ("CONTROL_NET",))
-_u("UpscaleModelLoader", M, "upscale models", ("model_name",), (), ("UPSCALE_MODEL",))
 _u("CLIPVisionLoader", M, "CLIP vision", ("clip_name",), (), ("CLIP_VISION",))
 _u("StyleModelLoader", M, "style models", ("style_model_name",), (), ("STYLE_MODEL",))
 _u("GLIGENLoader", M, "GLIGEN", ("gligen_name",), (), ("GLIGEN",))
@@ -122,32 +118,13 @@ _u("SaveLatent", L, "latent files", ("filename_prefix",), ("samples",), ())
 _u("LoadLatent", L, "latent files", ("latent",), (), ("LATENT",))
 
 # images
-_u("ImageScaleBy", I, "resizing by a factor (resize_image takes a size)", ("upscale_method", "scale_by"),
+_u("ImageScaleBy", I, "resizing by a factor (resize_image takes a width and height, and the "
+   "input's size is not known when converting)", ("upscale_method", "scale_by"),
    ("image",), ("IMAGE",))
 _u("ImageScaleToTotalPixels", I, "resizing to a pixel count", ("upscale_method", "megapixels"),
    ("image",), ("IMAGE",))
-_u("ImageUpscaleWithModel", I, "upscale models", (), ("upscale_model", "image"), ("IMAGE",))
-_u("ImagePadForOutpaint", I, "padding for outpainting", ("left", "top", "right", "bottom", "feathering"),
-   ("image",), ("IMAGE", "MASK"))
 _u("EmptyImage", I, "solid images", ("width", "height", "batch_size", "color"), (), ("IMAGE",))
-_u("ImageBlur", I, "blurring", ("blur_radius", "sigma"), ("image",), ("IMAGE",))
-_u("ImageSharpen", I, "sharpening", ("sharpen_radius", "sigma", "alpha"), ("image",), ("IMAGE",))
 _u("ImageQuantize", I, "colour quantizing", ("colors", "dither"), ("image",), ("IMAGE",))
-_u("ImageCompositeMasked", I, "masked compositing", ("x", "y", "resize_source"),
-   ("destination", "source", "mask"), ("IMAGE",))
-_u("ImageFromBatch", I, "image batches", ("batch_index", "length"), ("image",), ("IMAGE",))
-_u("RepeatImageBatch", I, "image batches", ("amount",), ("image",), ("IMAGE",))
-
-# masks
-_u("ImageToMask", K, "masks", ("channel",), ("image",), ("MASK",))
-_u("MaskToImage", K, "masks", (), ("mask",), ("IMAGE",))
-_u("SolidMask", K, "masks", ("value", "width", "height"), (), ("MASK",))
-_u("InvertMask", K, "masks", (), ("mask",), ("MASK",))
-_u("CropMask", K, "masks", ("x", "y", "width", "height"), ("mask",), ("MASK",))
-_u("MaskComposite", K, "masks", ("x", "y", "operation"), ("destination", "source"), ("MASK",))
-_u("FeatherMask", K, "masks", ("left", "top", "right", "bottom"), ("mask",), ("MASK",))
-_u("GrowMask", K, "masks", ("expand", "tapered_corners"), ("mask",), ("MASK",))
-_u("ThresholdMask", K, "masks", ("value",), ("mask",), ("MASK",))
 
 # UI-only nodes: the converter dissolves them (they never reach ComfyUI's server either)
 U = "utility"

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 Handler = Callable[["Mapper", CNode], None]
 Coerce = Callable[["Mapper", CNode, str, Any], Any]
 STATUSES = ("exact", "approximate", "dissolved", "unmapped")
-FAMILIES = ("map_models", "map_sampling", "map_latent", "map_image", "map_unmapped")
+FAMILIES = ("map_models", "map_sampling", "map_latent", "map_image", "map_image_edit", "map_mask",
+            "map_unmapped")
 NOT_YET = "no Loom node yet"
 
 
@@ -103,3 +104,19 @@ def unmapped(type_: str, family: str, note: str = NOT_YET, widgets: tuple[str, .
     """A core node Loom has no counterpart for yet (its data is kept in a placeholder)."""
     return define(Spec(type_, family, widgets, variants, inputs, outputs, "", "unmapped",
                        note, None, display))
+
+
+def ranged(lo: float, hi: float, what: str = "") -> Coerce:
+    """A coerce that keeps a number inside Loom's range ``lo``…``hi`` (ints stay ints) and
+    reports a value it had to move."""
+
+    def fix(ctx: "Mapper", node: CNode, name: str, value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer() and isinstance(lo, int) and isinstance(hi, int):
+            value = int(value)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and not lo <= value <= hi:
+            new = type(value)(min(max(value, lo), hi))
+            ctx.changed(node, name, value, new, f"Loom's {what or name} goes from {lo:g} to {hi:g}")
+            return new
+        return value
+
+    return fix

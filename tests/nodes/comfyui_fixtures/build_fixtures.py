@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import fixtures_api as A
+import fixtures_masks as K
 import fixtures_ui_a as U1
 import fixtures_ui_b as U2
 from comfy_builder import HERE, UI
@@ -26,12 +27,13 @@ UI_GRAPHS = {
     "ui_custom_nodes": U2.custom_nodes, "ui_muted_bypassed": U2.muted_bypassed, "ui_image_ops": U2.image_ops,
     "ui_core_primitives": U2.core_primitives, "ui_conditioning_masks": U2.conditioning_masks,
     "ui_tiled_vae_clip_skip": U2.tiled_vae_clip_skip, "ui_bad_input": U2.bad_input,
+    "ui_inpaint_paste_back": K.inpaint_paste_back, "ui_upscale_esrgan": K.upscale_esrgan,
 }
 API_PROMPTS = {
     "api_sd15_txt2img": A.sd15_txt2img, "api_sdxl_base_refiner": A.sdxl_base_refiner,
     "api_img2img": A.img2img, "api_inpaint": A.inpaint, "api_lora_controlnet": A.lora_controlnet,
     "api_flux": A.flux, "api_custom_nodes": A.custom_nodes, "api_prompt_wrapper": A.prompt_wrapper,
-    "api_bad_input": A.bad_input,
+    "api_bad_input": A.bad_input, "api_outpaint": K.outpaint, "api_lora_stack": K.lora_stack,
 }
 
 

@@ -62,6 +62,14 @@ SIG: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     "PrimitiveStringMultiline": ([], [("STRING", "STRING")]),
     "PrimitiveBoolean": ([], [("BOOLEAN", "BOOLEAN")]),
     "Note": ([], []), "MarkdownNote": ([], []),
+    "GrowMask": ([("mask", K)], [(K, K)]), "ThresholdMask": ([("mask", K)], [(K, K)]),
+    "CropMask": ([("mask", K)], [(K, K)]), "MaskToImage": ([("mask", K)], [(I, I)]),
+    "ImageToMask": ([("image", I)], [(K, K)]),
+    "MaskComposite": ([("destination", K), ("source", K)], [(K, K)]),
+    "ImageCompositeMasked": ([("destination", I), ("source", I), ("mask", K)], [(I, I)]),
+    "ImageSharpen": ([("image", I)], [(I, I)]), "ImageBlur": ([("image", I)], [(I, I)]),
+    "ImageFromBatch": ([("image", I)], [(I, I)]), "RepeatImageBatch": ([("image", I)], [(I, I)]),
+    "LoraLoaderModelOnly": ([("model", M)], [(M, M)]),
 }
 
 
