@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from .cache import literal_key, node_key
 from .errors import LoomError, MigrationError
 from .nodeapi import InputSpec, NodeSpec
+from .modes import apply_modes
 from .registry import Registry
 from .settings import Settings
 from .validation import (Problem, check_node, cycles, link_graph, needed_nodes, parents_of,
@@ -90,8 +91,7 @@ def compile_workflow(workflow: Workflow | dict[str, Any], registry: Registry,
     wf = workflow if upgraded and isinstance(workflow, Workflow) else _upgraded(workflow, registry)
     if isinstance(wf, list):
         return wf
-    nodes = wf.nodes
-    problems: list[Problem] = []
+    nodes, problems = apply_modes(wf.nodes, registry)  # muted and bypassed nodes taken out
     specs: dict[str, NodeSpec] = {}
     for nid, entry in nodes.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
@@ -122,8 +122,8 @@ def compile_workflow(workflow: Workflow | dict[str, Any], registry: Registry,
             problems += check_node(nid, nodes[nid], specs[nid], nodes, specs, settings, converted[nid])
     if len(order) < len(nodes):  # only now is a graph library worth it: to name the cycles
         problems += cycles(link_graph(nodes))
-    if problems:
-        return problems
+    if problems:  # one problem per (node, input, code): the first found says the most
+        return list({(p.node, p.input, p.code): p for p in reversed(problems)}.values())[::-1]
     needed_set = set(needed)
     steps: dict[str, Step] = {}
     for nid in order:

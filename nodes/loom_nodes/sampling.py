@@ -1,9 +1,11 @@
-"""Noise schedulers and the denoising sampler (classifier-free guidance, img2img, inpainting)."""
+"""Noise schedulers and the denoising samplers (classifier-free guidance, img2img, inpainting,
+step windows for base → refiner handoffs, custom sigma schedules)."""
 from __future__ import annotations
 
 import logging
 import time
-from typing import Literal, Optional, cast
+from dataclasses import replace
+from typing import Callable, Literal, Optional, cast
 
 import torch
 import torch.nn.functional as F
@@ -12,8 +14,9 @@ from loom import Context, Input, UserInputError, node
 from loom.types import Conditioning, Denoiser, Latent, Mask, Scheduler, Seed
 
 from ._lib.diffusion import preview as previews
-from ._lib.diffusion import sampler, schedulers
+from ._lib.diffusion import conds, controlnet, sampler, schedulers
 from ._lib.diffusion.components import DiffusionDenoiser, SchedulerChoice
+from ._lib.diffusion.sigmas import Sigmas
 
 log = logging.getLogger(__name__)
 PREVIEW_EVERY = 0.2  # seconds between step previews
@@ -61,6 +64,92 @@ def sample(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: C
                                   help="1 = from pure noise; below 1 keeps that much of the input (img2img)"),
            mask: Optional[Mask] = None) -> Latent:
     """Denoise latents with a diffusion model, guided by positive and negative prompts."""
+    return _denoise(ctx, denoiser, positive, negative, latent, scheduler, steps, cfg, seed, mask,
+                    lambda sched, device: sampler.plan(sched, steps, denoise, device),
+                    skip=denoise <= 0.0)
+
+
+@node(category="sampling")
+def sample_advanced(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: Conditioning,
+                    latent: Latent, scheduler: Scheduler,
+                    steps: int = Input(20, ge=1, le=1000, help="steps of the whole schedule (ignored when "
+                                                               "sigmas are linked: they set the schedule)"),
+                    cfg: float = Input(7.5, ge=0.0, le=100.0, step=0.1,
+                                       help="classifier-free guidance scale; 1 = off"),
+                    seed: Seed = Input(0),
+                    start_step: int = Input(0, ge=0, le=10000, help="first step of the schedule to run"),
+                    end_step: int = Input(10000, ge=0, le=10000,
+                                          help="run steps before this one (beyond the schedule = to the end)"),
+                    add_noise: bool = Input(True, help="noise the input to the start step; off when it is "
+                                                       "already noisy (the refiner half of a split run)"),
+                    return_with_leftover_noise: bool = Input(
+                        False, help="when stopping before the end, return the still-noisy latents (for a "
+                                    "refiner to finish) instead of the last step's clean estimate"),
+                    sigmas: Optional[Sigmas] = None,
+                    mask: Optional[Mask] = None) -> Latent:
+    """Run a window of a denoising schedule: start/end steps, optional noise, custom sigmas (base → refiner)."""
+    def make(sched: object, device: torch.device) -> sampler.Plan:
+        return sampler.window(sched, steps, start_step, end_step, device,
+                              sigmas=sigmas.values if sigmas is not None else None,
+                              add_noise=add_noise, leftover=return_with_leftover_noise)
+    if sigmas is not None and sigmas.steps < 1:
+        raise UserInputError("sigmas must hold at least 2 noise levels (one step)", input="sigmas")
+    return _denoise(ctx, denoiser, positive, negative, latent, scheduler, steps, cfg, seed, mask, make,
+                    skip=False, sigmas_given=sigmas is not None)
+
+
+def _guidance(denoiser: DiffusionDenoiser, positive: Conditioning, negative: Conditioning, cfg: float,
+              batch: int, size: tuple[int, int], device: torch.device, dtype: torch.dtype) -> sampler.Guidance:
+    """UNet kwargs of every part of the prompts, batched, with each part's weight per latent cell."""
+    pos_parts, neg_parts = conds.parts(positive), conds.parts(negative) if cfg != 1.0 else ()
+    neg_parts = controlnet.lend(neg_parts, pos_parts)  # the negative uses the positive's ControlNets
+    embeds = [c.embeds for c in pos_parts + neg_parts]
+    if len(embeds) > 1:
+        embeds = conds.pad_all(embeds)
+    down = denoiser.downscale
+    px_h, px_w = size[0] * down, size[1] * down
+
+    def kwargs(items: tuple[Conditioning, ...], states: list[torch.Tensor], what: str) -> dict:
+        try:
+            kws = [denoiser.unet_kwargs(replace(c, embeds=e), batch, px_h, px_w, device, dtype)
+                   for c, e in zip(items, states)]
+        except ValueError as exc:
+            raise UserInputError(str(exc), input=what) from exc
+        out = kws[0]
+        for kw in kws[1:]:
+            out = sampler._cat(out, kw)
+        return out
+
+    def weights(items: tuple[Conditioning, ...], what: str) -> Optional[torch.Tensor]:
+        if len(items) < 2 and not any(conds.has_region(c) for c in items):
+            return None
+        try:
+            maps = [conds.weight_map(c, batch, size, down).expand(batch, 1, *size) for c in items]
+        except ValueError as exc:
+            raise UserInputError(str(exc), input=what) from exc
+        return torch.stack(maps).to(device)
+
+    n = len(pos_parts)
+    return sampler.Guidance(
+        kwargs(pos_parts, embeds[:n], "positive"),
+        kwargs(neg_parts, embeds[n:], "negative") if neg_parts else None, cfg,
+        parts=n, uncond_parts=max(1, len(neg_parts)), weights=weights(pos_parts, "positive"),
+        uncond_weights=weights(neg_parts, "negative") if neg_parts else None)
+
+
+def batch_noise(shape: tuple[int, ...], gen: torch.Generator, batch_index: tuple[int, ...] | None) -> torch.Tensor:
+    """Seeded noise; a latent picked out of a batch (``batch_index``) gets its images' own noise."""
+    if batch_index is None or len(batch_index) != shape[0]:
+        return torch.randn(shape, generator=gen, dtype=torch.float32)
+    full = torch.randn((max(batch_index) + 1, *shape[1:]), generator=gen, dtype=torch.float32)
+    return full[list(batch_index)]
+
+
+def _denoise(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: Conditioning,
+             latent: Latent, scheduler: Scheduler, steps: int, cfg: float, seed: int, mask: Optional[Mask],
+             make_plan: Callable[[object, torch.device], sampler.Plan], *, skip: bool,
+             sigmas_given: bool = False) -> Latent:
+    """The body shared by ``sample`` and ``sample_advanced``: checks, guidance, the loop."""
     denoiser = cast(DiffusionDenoiser, denoiser)  # the executor checked the socket types
     scheduler = cast(SchedulerChoice, scheduler)
     if latent.family not in ("unknown", denoiser.family):
@@ -72,35 +161,37 @@ def sample(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: C
                              f"{denoiser.latent_channels} channels", input="latent")
     for what, cond in (("positive", positive), ("negative", negative)):
         try:
-            denoiser.check_conditioning(cond, what)
+            for part in conds.parts(cond):
+                denoiser.check_conditioning(part, what)
         except ValueError as exc:
             raise UserInputError(str(exc), input=what) from exc
     out_family = denoiser.family
-    if denoise <= 0.0:
-        return latent if latent.family == out_family else Latent(
-            x0, out_family, denoiser.downscale, latent.noise_mask, latent.batch_index)
+    unchanged = latent if latent.family == out_family else replace(latent, samples=x0, family=out_family,
+                                                                    downscale=denoiser.downscale)
+    if skip:
+        return unchanged
     try:
         sched = schedulers.build(scheduler.name, denoiser.scheduler_config, scheduler.sigmas,
                                  scheduler.spacing, seed=int(seed))
     except ValueError as exc:
         raise UserInputError(str(exc), input="scheduler") from exc
     device = ctx.device
+    try:
+        plan = make_plan(sched, device)
+    except ValueError as exc:
+        raise UserInputError(f"{exc}; schedulers that do: "
+                             f"{', '.join(schedulers.taking_sigmas())}" if sigmas_given else str(exc),
+                             input="scheduler" if sigmas_given else "steps") from exc
+    if len(plan.timesteps) == 0:
+        return unchanged  # an empty window: nothing to run
     gen = ctx.rng(seed)
-    noise = torch.randn(x0.shape, generator=gen, dtype=torch.float32)
+    noise = batch_noise(tuple(x0.shape), gen, latent.batch_index)
     batch, _, h, w = x0.shape
     m = mask if mask is not None else latent.noise_mask
     lat_mask = _mask_to_latent(m, x0).to(device) if m is not None else None
-    with ctx.models.use(denoiser.unet):
+    with ctx.models.use(denoiser.unet, *controlnet.control_modules(positive, negative)):
         dtype = next(denoiser.unet.parameters()).dtype
-        px_h, px_w = h * denoiser.downscale, w * denoiser.downscale
-        pos, neg = positive.embeds, negative.embeds
-        if cfg != 1.0:
-            pos, neg = sampler.pad_tokens(pos, neg)
-        cond_kw = denoiser.unet_kwargs(Conditioning(pos, positive.pooled), batch, px_h, px_w, device, dtype)
-        uncond_kw = (denoiser.unet_kwargs(Conditioning(neg, negative.pooled), batch, px_h, px_w, device, dtype)
-                     if cfg != 1.0 else None)
-        guidance = sampler.Guidance(cond_kw, uncond_kw, float(cfg))
-        plan = sampler.plan(sched, steps, denoise, device)
+        guidance = _guidance(denoiser, positive, negative, float(cfg), batch, (h, w), device, dtype)
 
         last = [0.0]
 
@@ -114,6 +205,9 @@ def sample(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: C
             ctx.progress(i, total, preview=previews.latent_to_rgb(current, out_family) if show else None)
 
         ctx.check_interrupted()
-        result = sampler.sample(denoiser, sched, plan, x0.to(device), noise.to(device), guidance,
-                                mask=lat_mask, generator=gen, callback=on_step)
-    return Latent(result.float().cpu(), out_family, denoiser.downscale, latent.noise_mask, latent.batch_index)
+        try:
+            result = sampler.sample(denoiser, sched, plan, x0.to(device), noise.to(device), guidance,
+                                    mask=lat_mask, generator=gen, callback=on_step)
+        except sampler.NoCleanEstimate as exc:
+            raise UserInputError(str(exc), input="return_with_leftover_noise") from exc
+    return replace(latent, samples=result.float().cpu(), family=out_family, downscale=denoiser.downscale)

@@ -116,7 +116,7 @@ def style_transfer(
           "noise": lambda: torch.rand(content_t.shape, generator=ctx.rng(seed)),
           "style": lambda: F.interpolate(style_t[:1], size=(h, w), mode="bilinear", align_corners=False,
                                          antialias=True).clamp(0, 1).expand_as(content_t).clone()}[init]()
-    x = x0.to(dev).requires_grad_(True)
+    x = x0.to(dev).contiguous().requires_grad_(True)  # L-BFGS views the gradient flat: no strided input
     rec: dict[str, list[float]] = {"content": [], "style": [], "tv": [], "total": []}
     last: dict[str, float] = {}
 

@@ -34,17 +34,18 @@ def test_drop_a_comfyui_json_opens_it_with_the_report(canvas: Any) -> None:
 
 
 def test_unmapped_nodes_are_placeholders_that_keep_their_data(canvas: Any, console: Any) -> None:
-    drop_file(canvas, _text("ui_lora_stack.json"), "sailor.json", "application/json")
+    console.allow("404")  # the workflow names an input image (edges.png) that was never uploaded
+    drop_file(canvas, _text("ui_controlnet.json"), "robot.json", "application/json")
     canvas.wait_for_selector("#import-report .state.incomplete")
-    canvas.wait_for_selector(".toast.error:has-text('comfyui:LoraLoader')")
+    canvas.wait_for_selector(".toast.error:has-text('comfyui:ControlNetLoader')")
     assert canvas.evaluate("window.loom.nodeById('8').has_errors")
-    lora = exported(canvas)["nodes"]["8"]
-    assert lora["type"] == "comfyui:LoraLoader" and lora["comfyui"]["class_type"] == "LoraLoader"
-    assert lora["inputs"]["lora_name"] == "detail_tweaker.safetensors"
-    assert lora["inputs"]["model"] == {"node": "1", "output": "denoiser"}
-    canvas.click("#import-report li.unmapped[data-node='9']")
+    loader = exported(canvas)["nodes"]["8"]
+    assert loader["type"] == "comfyui:ControlNetLoader"
+    assert loader["comfyui"]["class_type"] == "ControlNetLoader"
+    assert loader["inputs"]["control_net_name"] == "control_v11p_sd15_canny.pth"
+    canvas.click("#import-report li.unmapped[data-node='10']")
     settle(canvas)
-    assert canvas.evaluate("Object.keys(window.loom.canvas.selected_nodes)") == ["9"]
+    assert canvas.evaluate("Object.keys(window.loom.canvas.selected_nodes)") == ["10"]
 
 
 def test_drop_a_comfyui_png_and_load_an_api_file(canvas: Any, tmp_path: Path) -> None:

@@ -126,7 +126,7 @@ def test_widgets_edit_every_kind(canvas: Any, tmp_path: Path) -> None:
 
 def test_undo_redo_and_reload_keeps_the_work(canvas: Any, tmp_path: Path) -> None:
     open_workflow(canvas, tiny_workflow(), tmp_path)
-    added = add_from_palette(canvas, *canvas.evaluate(GRAPH_XY_JS, [300, 480]), "t mask")
+    added = add_from_palette(canvas, *canvas.evaluate(GRAPH_XY_JS, [300, 480]), "all-ones mask")
     canvas.wait_for_function("!document.querySelector('#btn-undo').disabled")
     canvas.keyboard.press("Control+z")
     canvas.wait_for_function("(id) => !window.loom.nodeById(id)", arg=added)

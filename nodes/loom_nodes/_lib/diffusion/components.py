@@ -17,6 +17,7 @@ from loom.types import VAE, Conditioning, Denoiser, Scheduler, TextEncoder
 
 from ..patches import Patch, applied
 from . import preview
+from .controlnet import ControlBatch, controls
 from .families import downscale_factor, latent_family
 from .prompt import apply_weights, chunk_tokens, is_unweighted, parse_weights, plain_text
 from .tiling import tiled
@@ -256,10 +257,16 @@ class DiffusionDenoiser(Patchable, Denoiser):
                              f"model expects {want}; use the text encoder that belongs to the model")
         if self.sdxl and cond.pooled is None:
             raise ValueError(f"{what} has no pooled output, which SDXL needs")
+        for entry in controls(cond):
+            entry.control_net.check_unet(self.unet)
 
     def unet_kwargs(self, cond: Conditioning, batch: int, height: int, width: int,
                     device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
-        """UNet conditioning kwargs for a batch (SDXL: pooled text embeds + size time ids)."""
+        """UNet conditioning kwargs for a batch (SDXL: pooled text embeds + size time ids).
+
+        ``control`` holds the conditioning's ControlNets with their hints prepared for
+        ``height × width`` pixels (a ``ControlBatch``; empty without ControlNets).
+        """
         def expand(t: torch.Tensor) -> torch.Tensor:
             if t.shape[0] == batch:
                 return t
@@ -273,14 +280,26 @@ class DiffusionDenoiser(Patchable, Denoiser):
             ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=dtype)
             kw["added_cond_kwargs"] = {"text_embeds": expand(pooled).to(device, dtype),
                                        "time_ids": ids.expand(batch, -1).to(device)}
+        kw["control"] = ControlBatch.build(controls(cond), batch, height, width, device, dtype)
         return kw
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor, cond: dict[str, Any]) -> torch.Tensor:
-        """Prediction (noise, v or x0, per the scheduler config) for latents ``x`` at ``t``."""
+        """Prediction (noise, v or x0, per the scheduler config) for latents ``x`` at ``t``.
+
+        ControlNets in ``cond["control"]`` active at ``cond["step"]`` (step index, step count)
+        add their summed residuals to the UNet's down and middle blocks.
+        """
         dtype = module_dtype(self.unet)
+        extra: dict[str, Any] = {}
+        control = cond.get("control")
+        if isinstance(control, ControlBatch) and not control.empty:
+            res = control.residuals(x, t, cond)
+            if res is not None:
+                extra = {"down_block_additional_residuals": [d.to(dtype) for d in res[0]],
+                         "mid_block_additional_residual": res[1].to(dtype)}
         with applied(self.patches):
             out = self.unet(x.to(dtype), t, encoder_hidden_states=cond["encoder_hidden_states"],
-                            added_cond_kwargs=cond.get("added_cond_kwargs"), return_dict=False)[0]
+                            added_cond_kwargs=cond.get("added_cond_kwargs"), return_dict=False, **extra)[0]
         return out.to(x.dtype)
 
 

@@ -129,3 +129,13 @@ def build(name: str, model_config: dict[str, Any], sigmas: str = "default",
 def step_takes_generator(scheduler: Any) -> bool:
     """Whether ``scheduler.step`` draws noise from a ``generator`` argument."""
     return "generator" in inspect.signature(scheduler.step).parameters
+
+
+def taking_sigmas() -> list[str]:
+    """Available names whose scheduler accepts a custom sigma schedule (``set_timesteps(sigmas=)``)."""
+    out = []
+    for name in available():
+        cls = _class(name)
+        if cls is not None and "sigmas" in inspect.signature(cls.set_timesteps).parameters:
+            out.append(name)
+    return out
