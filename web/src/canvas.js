@@ -54,6 +54,11 @@ export function createCanvas(el, domLayer) {
   return { graph, canvas };
 }
 
+/** "a" or "an" before a word (an Image, a Mask, an int). */
+export function article(word) {
+  return /^[aeiou]/i.test(String(word)) ? "an" : "a";
+}
+
 /** Explains a refused link: dropping on a socket of another type does nothing otherwise. */
 export function explainRefusedLinks(canvas, notify) {
   const lc = canvas.linkConnector;
@@ -74,7 +79,7 @@ export function explainRefusedLinks(canvas, notify) {
     const slot = toInput ? node.getInputOnPos(pos) : node.getOutputOnPos(pos);
     if (!slot) return;
     const [outSlot, inNode, inSlot] = toInput ? [from.fromSlot, node, slot] : [slot, from.node, from.fromSlot];
-    notify(`Not connected: a ${outSlot.type} output cannot feed ${inNode.title} › ${inSlot.name} `
+    notify(`Not connected: ${article(outSlot.type)} ${outSlot.type} output cannot feed ${inNode.title} › ${inSlot.name} `
       + `(${inputTypeName(inNode, inSlot)})`);
   });
 }

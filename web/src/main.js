@@ -2,13 +2,18 @@
 
 import { LiteGraph, LGraphCanvas } from "/vendor/litegraph/litegraph.es.js";
 import { api, ApiError, EventSocket } from "./api.js";
-import { createCanvas, explainRefusedLinks, groupSelection } from "./canvas.js";
+import { createCanvas, explainRefusedLinks } from "./canvas.js";
 import { applyTypeColours } from "./colors.js";
 import { initFiles, loadExamplesList, openDefault } from "./files.js";
 import { History, storedView, storedWorkflow, storeView } from "./history.js";
+import { growNode, tidyAfterLoad } from "./layout.js";
+import { installModeDrawing } from "./modes.js";
 import { allTypes, refreshSlotTypes, registerSchemas, schemas } from "./nodes.js";
 import { Palette } from "./palette.js";
 import { Runs } from "./runs.js";
+import { installSettings } from "./settings.js";
+import { installShortcuts, isTyping } from "./shortcuts.js";
+import { installTitleEditor } from "./titles.js";
 import { emptyGallery, initLightbox, initTabs, toast } from "./ui.js";
 import { applySeedControls, widgetHooks } from "./widgets.js";
 import { exportWorkflow, importWorkflow } from "./workflow.js";
@@ -27,7 +32,7 @@ const app = {
   ready: false,
   exportWorkflow: () => exportWorkflow(app.graph, app.meta),
   load: (wf, opts) => loadWorkflow(wf, opts),
-  queue: () => queue(),
+  queue: (opts) => queue(opts),
   nodeSchemas: schemas,
   nodeById: (id) => app.graph.getNodeById(/^[1-9]\d{0,8}$/.test(String(id)) ? Number(id) : id),
 };
@@ -38,6 +43,7 @@ function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {})
   if (!keepHistory && app.history.stack.length) app.history.record(); // keep unrecorded edits undoable
   const shown = keepHistory ? displayState() : null;
   const { warnings, meta } = importWorkflow(app.graph, wf);
+  if (!keepHistory) tidyAfterLoad(app); // nodes taller than the file says: push them apart
   app.meta = meta;
   setTitle(meta.title);
   if (shown) restoreDisplayState(shown);
@@ -55,7 +61,10 @@ function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {})
     app.history.markSaved();
   }
   // the first draw may grow nodes whose widgets did not fit: not an edit
-  requestAnimationFrame(() => requestAnimationFrame(() => app.history.absorb()));
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    if (!keepHistory) tidyAfterLoad(app);
+    app.history.absorb();
+  }));
   for (const w of warnings.slice(0, 3)) toast(w, "warn");
   const missing = app.graph.nodes.filter((n) => n.loom?.unknown);
   if (missing.length) {
@@ -128,7 +137,8 @@ app.fitView = fitView;
 // --- queueing ----------------------------------------------------------------------
 let queueing = false;
 
-async function queue() {
+/** Queues the workflow (× N); `front` puts the runs before those already waiting. */
+async function queue({ front = false } = {}) {
   if (queueing) return;
   queueing = true;
   const btn = $("#btn-queue");
@@ -141,7 +151,7 @@ async function queue() {
       const wf = exportWorkflow(app.graph, app.meta);
       let res;
       try {
-        res = await api("/api/runs", { method: "POST", json: wf });
+        res = await api("/api/runs", { method: "POST", json: front ? { ...wf, front: true } : wf });
       } catch (err) {
         if (err instanceof ApiError && err.status === 400 && Array.isArray(err.body?.problems)) {
           app.runs.showProblems(err.body.problems);
@@ -213,63 +223,6 @@ function installPalette() {
   });
 }
 
-// --- keyboard -----------------------------------------------------------------------
-function isTyping(e) {
-  const t = e.target;
-  return t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(t.tagName));
-}
-
-function installShortcuts() {
-  document.addEventListener("keydown", (e) => {
-    const mod = e.ctrlKey || e.metaKey;
-    if (mod && e.key === "Enter") {
-      e.preventDefault();
-      queue();
-      return;
-    }
-    if (isTyping(e) || app.palette.isOpen) return;
-    const k = e.key.toLowerCase();
-    if (mod && k === "z" && !e.shiftKey) {
-      e.preventDefault();
-      app.history.undo();
-    } else if (mod && (k === "y" || (k === "z" && e.shiftKey))) {
-      e.preventDefault();
-      app.history.redo();
-    } else if (mod && k === "s") {
-      e.preventDefault();
-      $("#btn-save").click();
-    } else if (mod && k === "o") {
-      e.preventDefault();
-      $("#btn-load").click();
-    } else if (mod && k === "g") {
-      e.preventDefault();
-      if (groupSelection(app.canvas)) app.history.record();
-    } else if (mod && k === "d") {
-      e.preventDefault();
-      duplicateSelection();
-    } else if (e.altKey && k === "c") {
-      e.preventDefault();
-      for (const n of Object.values(app.canvas.selected_nodes)) n.collapse();
-      app.canvas.setDirty(true, true);
-      app.history.record();
-    } else if (!mod && !e.altKey && document.activeElement === app.canvas.canvas
-      && (e.key === "Tab" || (e.key === " " && e.shiftKey))) {
-      e.preventDefault();
-      openPalette(null);
-    } else if (!mod && e.key === ".") {
-      fitView();
-    }
-  });
-}
-
-function duplicateSelection() {
-  if (!app.canvas.selectedItems.size) return;
-  app.canvas.copyToClipboard();
-  const [mx, my] = app.canvas.graph_mouse;
-  app.canvas.pasteFromClipboard({ position: [mx + 20, my + 20] });
-  app.history.record();
-}
-
 // --- change tracking ----------------------------------------------------------------
 function installChangeTracking() {
   const el = app.canvas.canvas;
@@ -289,6 +242,7 @@ function installChangeTracking() {
     app.history.schedule(300);
   };
   widgetHooks.toast = toast;
+  widgetHooks.grow = (node) => growNode(app, node, { undoable: false });
   app.graph.onConnectionChange = (node) => {
     if (node?.loom) node.loom.problems = node.loom.problems.filter((p) => p.code !== "missing_input");
     app.history.schedule(100);
@@ -361,6 +315,19 @@ async function checkSystem() {
   }
 }
 
+function addTopbarButtons(toggleSettings, toggleHelp) {
+  const group = $("#btn-fit").parentElement;
+  for (const [id, text, title, fn] of [["btn-settings", "⚙", "Settings (Ctrl+,)", toggleSettings],
+    ["btn-help", "?", "Keyboard shortcuts (?)", toggleHelp]]) {
+    const b = document.createElement("button");
+    b.id = id;
+    b.textContent = text;
+    b.title = title;
+    b.addEventListener("click", fn);
+    group.append(b);
+  }
+}
+
 async function boot() {
   initTabs();
   initLightbox();
@@ -382,7 +349,11 @@ async function boot() {
     }
   }
   installPalette();
-  installShortcuts();
+  installModeDrawing(canvas);
+  const toggleSettings = installSettings(app, isTyping);
+  const toggleHelp = installShortcuts(app, { queue, fitView, openPalette, toggleSettings });
+  installTitleEditor(app);
+  addTopbarButtons(toggleSettings, toggleHelp);
   explainRefusedLinks(canvas, (msg) => toast(msg, "warn"));
   const stored = storedWorkflow();
   let loaded = false;

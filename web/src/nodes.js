@@ -208,6 +208,25 @@ function drawImages(ctx, images, x, y, w, h) {
   return rects;
 }
 
+const TEXT_FONT = "12px system-ui, sans-serif";
+const LINE_H = 14;
+let measureCtx = null;
+
+/** The lines of text and values a node shows, wrapped to its width. */
+function textLines(node, ctx, width) {
+  const st = node.loom;
+  const lines = [...st.text];
+  if (st.values) for (const [k, v] of Object.entries(st.values)) lines.push(`${k}: ${formatValue(v)}`);
+  return lines.flatMap((text) => wrap(ctx, text, width));
+}
+
+/** The images a node shows now: a live preview, its outputs, or its input thumbnail. */
+function shownImages(st) {
+  if (st.status === "running" && st.preview) return [st.preview];
+  if (!st.images.length && st.thumbnail) return [st.thumbnail];
+  return st.images;
+}
+
 function drawContent(node, ctx) {
   const st = node.loom;
   if (!st || node.flags.collapsed) return;
@@ -218,25 +237,21 @@ function drawContent(node, ctx) {
   if (st.error) messages.push(st.error.message);
   for (const p of st.problems) messages.push(p.input ? `${p.input}: ${p.message}` : p.message);
   ctx.save();
-  ctx.font = "12px system-ui, sans-serif";
+  ctx.font = TEXT_FONT;
   ctx.textAlign = "left";
   if (messages.length) drawMessages(ctx, messages, node.size[1] + 22, Math.max(width, 200));
-  const lines = [...st.text];
-  if (st.values) for (const [k, v] of Object.entries(st.values)) lines.push(`${k}: ${formatValue(v)}`);
+  const lines = textLines(node, ctx, width);
   if (lines.length) {
     ctx.fillStyle = "#cfd8dc";
-    for (const text of lines) {
-      for (const line of wrap(ctx, text, width)) {
-        y += 14;
-        ctx.fillText(line, pad, y);
-      }
+    for (const line of lines) {
+      y += LINE_H;
+      ctx.fillText(line, pad, y);
     }
     y += 6;
   }
   ctx.restore();
-  let images = st.images;
-  if (st.status === "running" && st.preview) images = [st.preview];
-  else if (!images.length && st.thumbnail) images = [st.thumbnail];
+  st.contentBottom = y;
+  const images = shownImages(st);
   st.imageRects = images.length ? drawImages(ctx, images, pad, y, width, node.size[1] - y - pad) : [];
 }
 
@@ -303,8 +318,21 @@ function installDrawing(node) {
   };
 }
 
-/** Grows a node so its images get room (only ever grows, never fights the user). */
-export function makeRoomForImages(node) {
-  const need = contentTop(node) + IMAGE_AREA;
-  if (node.size[1] < need) node.setSize([Math.max(node.size[0], 240), need]);
+/**
+ * Grows a node so its text, values and images fit inside it (only ever grows, never fights
+ * the user); returns whether it grew.
+ */
+export function makeRoomForContent(node) {
+  const st = node.loom;
+  if (!st || node.flags.collapsed) return false;
+  const images = shownImages(st).length > 0;
+  const width = images ? Math.max(node.size[0], 240) : node.size[0];
+  measureCtx ??= document.createElement("canvas").getContext("2d");
+  measureCtx.font = TEXT_FONT;
+  const lines = textLines(node, measureCtx, width - 16).length;
+  const text = lines ? lines * LINE_H + 6 : 0;
+  const need = contentTop(node) + 4 + text + (images ? IMAGE_AREA : 4);
+  if (node.size[1] >= need && node.size[0] >= width) return false;
+  node.setSize([width, Math.max(node.size[1], need)]);
+  return true;
 }

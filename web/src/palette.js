@@ -17,9 +17,22 @@ function score(schema, words) {
     else if (id.includes(w)) total += 30;
     else if (cat.includes(w)) total += 15;
     else if (desc.includes(w)) total += 5;
+    else if (w.length >= 3 && (fuzzy(w, title) || fuzzy(w, id))) total += 3; // a typo: "invrt"
     else return 0;
   }
   return total;
+}
+
+/** Are the letters of `word` in `text`, in order, within a span not much longer than it? */
+function fuzzy(word, text) {
+  let start = -1;
+  let at = -1;
+  for (const ch of word) {
+    at = text.indexOf(ch, at + 1);
+    if (at < 0) return false;
+    if (start < 0) start = at;
+  }
+  return at - start + 1 <= word.length * 2;
 }
 
 /** Schemas that fit a dragged link's type (or all), best matches first. */

@@ -1,15 +1,13 @@
 // Runs: the queue/history panel, WebSocket events painted onto nodes, problems.
 
 import { api, fileUrl, listRuns } from "./api.js";
-import { makeRoomForImages } from "./nodes.js";
+import { growNode } from "./layout.js";
 import { addToGallery, showTab, toast } from "./ui.js";
 
 const $ = (sel) => document.querySelector(sel);
 const FINAL = new Set(["finished", "failed", "interrupted", "cancelled"]);
 
-function nodeKey(id) {
-  return /^[1-9]\d{0,8}$/.test(String(id)) ? Number(id) : id;
-}
+const nodeKey = (id) => (/^[1-9]\d{0,8}$/.test(String(id)) ? Number(id) : id);
 
 function loadImage(url, node) {
   const img = new Image();
@@ -33,6 +31,7 @@ export class Runs {
     this.current = null;
     this.total = 0;
     this.done = 0;
+    this.doneNodes = new Set();
     this.runningNode = null;
     this.step = null;
     this.renderTimer = null;
@@ -206,6 +205,7 @@ export class Runs {
     const toRun = ev.to_execute ?? ev.executing ?? [];
     const cached = ev.cached ?? [];
     this.total = toRun.length + cached.length;
+    this.doneNodes = new Set();
     this.done = 0;
     this.step = null;
     for (const node of this.app.graph.nodes) {
@@ -253,7 +253,7 @@ export class Runs {
       const old = node.loom.preview;
       node.loom.preview = img;
       if (old?.dataset?.revoke) URL.revokeObjectURL(old.src);
-      this.grow(node);
+      growNode(this.app, node);
       node.setDirtyCanvas(true, false);
     };
     if (revoke) img.dataset.revoke = "1";
@@ -261,8 +261,13 @@ export class Runs {
   }
 
   onNodeDone(ev) {
-    if (ev.run === this.current) this.done += 1;
+    if (ev.run === this.current) {
+      this.doneNodes.add(String(ev.node)); // executed or cached, each node once
+      this.done = this.doneNodes.size;
+      this.total = Math.max(this.total, this.done);
+    }
     this.step = null;
+    this.renderProgress();
     const node = this.node(ev.node);
     if (!node || ev.run !== this.current) return;
     node.loom.status = ev.type === "node.cached" ? "cached" : "done";
@@ -271,18 +276,12 @@ export class Runs {
     this.applyUi(node, ev.ui ?? {}, ev.run);
   }
 
-  /** Makes room for images on a node without counting it as an edit. */
-  grow(node) {
-    const before = `${node.size[0]},${node.size[1]}`;
-    makeRoomForImages(node);
-    if (`${node.size[0]},${node.size[1]}` !== before) this.app.history.absorb();
-  }
-
   applyUi(node, ui, run, gallery = true) {
     const images = Array.isArray(ui.images) ? ui.images : [];
+    node.loom.text = Array.isArray(ui.text) ? ui.text.map(String) : [];
+    node.loom.values = ui.values && typeof ui.values === "object" ? ui.values : null;
     if (images.length) {
       node.loom.images = images.map((im) => loadImage(fileUrl(im.kind ?? "output", im.path), node));
-      this.grow(node);
       if (gallery) addToGallery(images.map((im) => ({
         url: fileUrl(im.kind ?? "output", im.path),
         kind: im.kind ?? "output",
@@ -290,8 +289,7 @@ export class Runs {
         run,
       })));
     }
-    node.loom.text = Array.isArray(ui.text) ? ui.text.map(String) : [];
-    node.loom.values = ui.values && typeof ui.values === "object" ? ui.values : null;
+    growNode(this.app, node); // room for what it shows: nodes it would cover move (undoable)
   }
 
   onNodeFailed(ev) {
@@ -309,6 +307,7 @@ export class Runs {
     const error = ev.type === "run.failed" ? { node: ev.node ?? null, message: ev.message ?? ev.error ?? "" } : undefined;
     this.upsert({ id: ev.run, status, position: null, ...(error ? { error } : {}) });
     if (ev.run === this.current) {
+      if (ev.counts) this.done = (Number(ev.counts.executed) || 0) + (Number(ev.counts.cached) || 0);
       this.runningNode = null;
       this.step = null;
       for (const node of this.app.graph.nodes) {

@@ -23,6 +23,7 @@ function roundTo(value, places) {
 export const widgetHooks = {
   changed: (_node, _name) => {},
   toast: (_msg, _kind) => {},
+  grow: (_node) => {}, // make room on a node for a thumbnail that just loaded
   canvas: null,
   container: null,
 };
@@ -138,7 +139,10 @@ export function setThumbnail(node, name) {
     node.loom.thumbnail = null;
   } else {
     const img = new Image();
-    img.onload = () => node.setDirtyCanvas(true, false);
+    img.onload = () => {
+      if (node.loom.thumbnail === img) widgetHooks.grow(node);
+      node.setDirtyCanvas(true, false);
+    };
     img.onerror = () => {
       if (node.loom.thumbnail === img) node.loom.thumbnail = null;
       node.setDirtyCanvas(true, false);

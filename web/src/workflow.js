@@ -8,6 +8,18 @@ import { setThumbnail } from "./widgets.js";
 
 export const FORMAT = "loom.workflow";
 
+/** A node entry's "mode" ⇄ litegraph's node.mode (absent = active = ALWAYS). */
+const MODE_OF = { bypass: 4, mute: 2 };
+const MODE_NAME = { 4: "bypass", 2: "mute" };
+
+/** Writes a node's mode into its entry (removes the key when it is active). */
+function writeMode(entry, node) {
+  delete entry.mode;
+  const name = MODE_NAME[node.mode] ?? node.loom?.otherMode;
+  if (name) entry.mode = name;
+  return entry;
+}
+
 const isLink = (v) => v !== null && typeof v === "object" && !Array.isArray(v)
   && Object.keys(v).length === 2 && "node" in v && "output" in v;
 
@@ -61,7 +73,8 @@ export function exportWorkflow(graph, meta = {}) {
     const id = String(node.id);
     const st = node.loom ?? {};
     if (st.unknown) {
-      nodes[id] = { ...structuredClone(st.unknown), ui: { ...(st.unknown.ui ?? {}), ...uiOf(node, null) } };
+      nodes[id] = writeMode({ ...structuredClone(st.unknown), ui: { ...(st.unknown.ui ?? {}), ...uiOf(node, null) } },
+        node);
       continue;
     }
     const schema = st.schema ?? schemas.get(node.type);
@@ -82,7 +95,8 @@ export function exportWorkflow(graph, meta = {}) {
       if (value === "" && inp && ["model_file", "image_file", "combo"].includes(inp.type)) continue;
       inputs[w.loomInput] = value;
     }
-    nodes[id] = { type: node.type, version: st.version ?? schema.version, inputs, ui: uiOf(node, schema) };
+    nodes[id] = writeMode({ type: node.type, version: st.version ?? schema.version, inputs, ui: uiOf(node, schema) },
+      node);
   }
   const groups = graph.groups.map((g) => {
     const out = { title: g.title, bounding: Array.from(g._bounding, round) };
@@ -175,6 +189,10 @@ export function importWorkflow(graph, data) {
       node = createUnknownNode(id, entry, usedOutputs.get(id) ?? []);
     }
     node.id = toNodeId(id);
+    node.mode = MODE_OF[entry.mode] ?? 0;
+    if (typeof entry.mode === "string" && !(entry.mode in MODE_OF) && entry.mode !== "active") {
+      node.loom.otherMode = entry.mode; // a mode this page does not know: kept for the server
+    }
     if (typeof node.id === "number") maxId = Math.max(maxId, node.id);
     if (entry.ui?.pos) {
       applyUi(node, entry.ui);
