@@ -7,6 +7,7 @@ import { applyTypeColours } from "./colors.js";
 import { initFiles, loadExamplesList, openDefault } from "./files.js";
 import { History, storedView, storedWorkflow, storeView } from "./history.js";
 import { growNode, tidyAfterLoad } from "./layout.js";
+import { installMaskPainter } from "./mask_painter.js";
 import { installModeDrawing } from "./modes.js";
 import { allTypes, refreshSlotTypes, registerSchemas, schemas } from "./nodes.js";
 import { Palette } from "./palette.js";
@@ -353,6 +354,7 @@ async function boot() {
   const toggleSettings = installSettings(app, isTyping);
   const toggleHelp = installShortcuts(app, { queue, fitView, openPalette, toggleSettings });
   installTitleEditor(app);
+  installMaskPainter(app);
   addTopbarButtons(toggleSettings, toggleHelp);
   explainRefusedLinks(canvas, (msg) => toast(msg, "warn"));
   const stored = storedWorkflow();

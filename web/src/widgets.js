@@ -24,6 +24,7 @@ export const widgetHooks = {
   changed: (_node, _name) => {},
   toast: (_msg, _kind) => {},
   grow: (_node) => {}, // make room on a node for a thumbnail that just loaded
+  paintMask: (_node, _widget) => {}, // open the mask painter (mask_painter.js)
   canvas: null,
   container: null,
 };
@@ -226,6 +227,12 @@ export function addInputWidget(node, inp) {
     }, {});
     button.serialize = false;
     button.loomUploadFor = inp.name;
+    if (node.loom?.schema?.outputs?.some((o) => o.type === "Mask")) {
+      const paint = node.addWidget("button", "paint mask…", null, () => widgetHooks.paintMask(node, w), {});
+      paint.serialize = false;
+      paint.loomMaskFor = inp.name;
+      paint.tooltip = "Paint the area to change; saved as a copy whose transparency is the mask";
+    }
     if (w.value) setThumbnail(node, w.value);
   }
   return w;
