@@ -276,7 +276,8 @@ class Executor:
         if not spec.cache:
             return uuid.uuid4().hex  # a fresh key: every descendant runs again
         links = [(lk.input, keys[lk.node] or "", lk.output) for lk in step.links]
-        fp = str(spec.fingerprint(**kwargs)) if spec.fingerprint is not None else None
+        extra = {"settings": self.settings} if spec.fingerprint_takes_settings else {}
+        fp = str(spec.fingerprint(**kwargs, **extra)) if spec.fingerprint is not None else None
         return node_key(spec.id, spec.version, dict(step.literals), links, fp)
 
     def _call(self, spec: NodeSpec, ctx: Context | None, kwargs: dict[str, Any]) -> dict[str, Any]:

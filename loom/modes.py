@@ -1,7 +1,7 @@
 """Muted and bypassed nodes: the workflow as it runs once they are taken out.
 
 A node entry may say ``"mode": "mute"`` or ``"mode": "bypass"`` (absent or ``"active"``: it
-runs). Like ComfyUI:
+runs), as node-editor users know them:
 
 - a muted node is left out, as if it were not there; an input linked to it is then empty
   (a problem when the input is required);

@@ -7,6 +7,7 @@ the specs declared in the modules it imports (see ``declared_in``).
 from __future__ import annotations
 
 import enum
+import functools
 import inspect
 import re
 import sys
@@ -100,6 +101,18 @@ class NodeSpec:
     def __post_init__(self) -> None:
         self.input_map = {i.name: i for i in self.inputs}
         self.output_map = {o.name: o for o in self.outputs}
+
+    @functools.cached_property
+    def fingerprint_takes_settings(self) -> bool:
+        """Whether ``fingerprint`` declares a keyword-only ``settings``: it then also gets the run's
+        Settings (to find files that an input names, e.g. embeddings named in a prompt)."""
+        if self.fingerprint is None:
+            return False
+        try:
+            param = inspect.signature(self.fingerprint).parameters.get("settings")
+        except (TypeError, ValueError):
+            return False
+        return param is not None and param.kind is param.KEYWORD_ONLY
 
     def normalize_result(self, result: Any) -> dict[str, Any]:
         """Turn what the function returned into {output name: value}."""

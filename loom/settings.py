@@ -40,7 +40,7 @@ def default_ram_budget() -> int:
 
 
 MODEL_KINDS = ("checkpoints", "diffusers", "vae", "text_encoders", "gan", "features", "upscale_models", "loras",
-               "controlnet", "embedded")
+               "controlnet", "embeddings", "embedded")
 
 
 @dataclass

@@ -14,7 +14,7 @@ from loom import Context, Input, UserInputError, node
 from loom.types import Conditioning, Denoiser, Latent, Mask, Scheduler, Seed
 
 from ._lib.diffusion import preview as previews
-from ._lib.diffusion import conds, controlnet, sampler, schedulers
+from ._lib.diffusion import conds, controlnet, inpaint, sampler, schedulers
 from ._lib.diffusion.components import DiffusionDenoiser, SchedulerChoice
 from ._lib.diffusion.sigmas import Sigmas
 
@@ -100,7 +100,12 @@ def sample_advanced(ctx: Context, denoiser: Denoiser, positive: Conditioning, ne
 
 def _guidance(denoiser: DiffusionDenoiser, positive: Conditioning, negative: Conditioning, cfg: float,
               batch: int, size: tuple[int, int], device: torch.device, dtype: torch.dtype) -> sampler.Guidance:
-    """UNet kwargs of every part of the prompts, batched, with each part's weight per latent cell."""
+    """UNet kwargs of every part of the prompts, batched, with each part's weight per latent cell.
+
+    An inpainting model also gets each part's inpainting channels as ``concat`` (a part without
+    them, such as a plain negative, borrows the positive's), which the denoiser appends to the
+    latents.
+    """
     pos_parts, neg_parts = conds.parts(positive), conds.parts(negative) if cfg != 1.0 else ()
     neg_parts = controlnet.lend(neg_parts, pos_parts)  # the negative uses the positive's ControlNets
     embeds = [c.embeds for c in pos_parts + neg_parts]
@@ -108,11 +113,15 @@ def _guidance(denoiser: DiffusionDenoiser, positive: Conditioning, negative: Con
         embeds = conds.pad_all(embeds)
     down = denoiser.downscale
     px_h, px_w = size[0] * down, size[1] * down
+    concat = inpaint.channels_of(positive) if inpaint.extra_channels(denoiser) else None
 
     def kwargs(items: tuple[Conditioning, ...], states: list[torch.Tensor], what: str) -> dict:
         try:
             kws = [denoiser.unet_kwargs(replace(c, embeds=e), batch, px_h, px_w, device, dtype)
                    for c, e in zip(items, states)]
+            if concat is not None:
+                kws = [{**kw, "concat": inpaint.for_part(c, concat, batch, device, dtype)}
+                       for kw, c in zip(kws, items)]
         except ValueError as exc:
             raise UserInputError(str(exc), input=what) from exc
         out = kws[0]
@@ -165,6 +174,10 @@ def _denoise(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative:
                 denoiser.check_conditioning(part, what)
         except ValueError as exc:
             raise UserInputError(str(exc), input=what) from exc
+    try:
+        inpaint.check(denoiser, positive, tuple(x0.shape))
+    except inpaint.InpaintError as exc:
+        raise UserInputError(str(exc), input=exc.input) from exc
     out_family = denoiser.family
     unchanged = latent if latent.family == out_family else replace(latent, samples=x0, family=out_family,
                                                                     downscale=denoiser.downscale)

@@ -1,15 +1,16 @@
-"""Upscale models: load an ESRGAN / Real-ESRGAN (RRDBNet) network and upscale images with it, in tiles.
+"""Upscale models: load an ESRGAN / Real-ESRGAN (RRDBNet) or SwinIR network and upscale images with it, in tiles.
 
 Files go in ``models/upscale_models/`` as ``.safetensors`` or as ``.pth``/``.pt`` read with
 ``torch.load(weights_only=True)`` (plain tensors only, no pickled code). The architecture,
 scale (×1, ×2, ×4, ×8), channels and block count are read from the state dict; original
 ESRGAN ("old", ``model.N``) and BasicSR/Real-ESRGAN ("new", ``conv_first``/``body``) key
-layouts both load.
+layouts both load. A SwinIR is recognised by its transformer layers (``layers.N.residual_group``)
+and its embedding width, depths, heads, window and upsampler are read the same way.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -19,26 +20,26 @@ from loom import Context, Input, UserInputError, file_fingerprint, node
 from loom.types import Image, ModelFile
 
 from ._lib.masks import luminance
-from ._lib.upscale import NotRRDB, RRDBNet, build, layout, run_tiled, unwrap
+from ._lib.upscale import NotRRDB, NotSwinIR, RRDBNet, SwinIR, build, is_swinir, layout, run_tiled, unwrap
+from ._lib.upscale.swinir import build as build_swinir
 
 
 class UpscaleModel:
-    """A super-resolution network (ESRGAN family) that enlarges images by a fixed scale."""
+    """A super-resolution network (ESRGAN family, SwinIR) that enlarges images by a fixed scale."""
 
 
 class LoadedUpscaler(UpscaleModel):
     """A loaded network plus what the upscale node needs: scale, channels, input multiple."""
 
-    def __init__(self, module: RRDBNet, arch: str, label: str) -> None:
+    def __init__(self, module: Union[RRDBNet, SwinIR], arch: str, label: str) -> None:
         self.module, self.arch, self.label = module, arch, label
         self.scale: int = module.cfg.scale
         self.in_channels: int = module.cfg.in_ch
         self.out_channels: int = module.cfg.out_ch
-        self.multiple: int = module.cfg.unshuffle  # input sides must be divisible by this
+        self.multiple: int = module.cfg.multiple  # tiles start at (and sides are padded to) multiples of this
 
     def __repr__(self) -> str:
-        return (f"LoadedUpscaler({self.label}: {self.arch} ×{self.scale}, "
-                f"{self.module.cfg.num_block} blocks, {self.in_channels}→{self.out_channels} channels)")
+        return f"LoadedUpscaler({self.label}: {self.arch} ×{self.scale}, {self.module.cfg})"
 
 
 def read_state(path: Path) -> dict[str, torch.Tensor]:
@@ -60,13 +61,20 @@ def read_state(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_upscaler(path: Path) -> LoadedUpscaler:
-    """Build the network a file's state dict describes (RRDBNet in any of its key layouts)."""
+    """Build the network a file's state dict describes (RRDBNet in any of its key layouts, or SwinIR)."""
     state = read_state(path)
+    if is_swinir(state):
+        try:
+            swin = build_swinir(state)
+        except NotSwinIR as exc:
+            raise UserInputError(f"{path.name}: {exc}", input="name") from None
+        return LoadedUpscaler(swin, "SwinIR", path.name)
     kind = layout(state)
     try:
         module = build(state)
     except NotRRDB as exc:
-        raise UserInputError(f"{path.name}: {exc}. Supported: ESRGAN and Real-ESRGAN (RRDBNet) models",
+        raise UserInputError(f"{path.name}: {exc}. Supported: ESRGAN and Real-ESRGAN (RRDBNet) and SwinIR "
+                             "models (not HAT, DAT or the compact SRVGG ones)",
                              input="name") from None
     arch = {"old": "ESRGAN", "mid": "ESRGAN"}.get(kind, "Real-ESRGAN" if module.cfg.unshuffle > 1 else "RRDBNet")
     return LoadedUpscaler(module, arch, path.name)
@@ -78,7 +86,7 @@ def _load_fp(name: Path) -> str:
 
 @node(category="upscale", fingerprint=_load_fp)
 def load_upscale_model(ctx: Context, name: ModelFile["upscale_models"]) -> UpscaleModel:  # type: ignore[valid-type]
-    """Load an ESRGAN / Real-ESRGAN upscale model from models/upscale_models/."""
+    """Load an ESRGAN / Real-ESRGAN or SwinIR upscale model from models/upscale_models/."""
 
     def loader() -> nn.Module:
         upscaler = read_upscaler(name)

@@ -26,6 +26,7 @@ from loom.types import Image, type_name
 
 TARGET = "node_under_test"
 UPLOAD = "contract.png"
+LATENT_FILE = "contract-latent.safetensors"  # in input/, for load_latent
 CHECKPOINT = "tiny-sd1.safetensors"
 VAE_FOLDER = "shapes-ldm-vae"
 UPSCALER = "tiny-rrdb-x2.safetensors"
@@ -78,6 +79,7 @@ PROVIDER_NODES: dict[str, dict[str, Any]] = {
     "int": {"type": "int_value", "inputs": {"value": 2}},
     "float": {"type": "float_value", "inputs": {"value": 0.5}},
     "str": {"type": "string_value", "inputs": {"value": "a red circle"}},
+    "ckpt": {"type": "load_checkpoint", "inputs": {"checkpoint": CHECKPOINT}},
 }
 
 # Socket type name → provider outputs; the n-th socket of a type takes variant n (cycling),
@@ -107,6 +109,7 @@ PROVIDERS: dict[str, tuple[tuple[str, str], ...]] = {
 # One socket of one node that needs a provider other than its type's: (node id, input) → output.
 NODE_SOCKETS: dict[tuple[str, str], tuple[str, str]] = {
     ("mask_from_alpha", "image"): ("rgba", "image"),
+    ("clip_set_last_layer", "encoder"): ("ckpt", "text_encoder"),  # CLIP skip needs a CLIP
 }
 
 # Widget values by input name, for speed; the first that the widget accepts wins, else its minimum.
@@ -118,6 +121,8 @@ OVERRIDES: dict[str, tuple[Any, ...]] = {
 # One widget of one node: (node id, input) → value (wins over OVERRIDES).
 NODE_WIDGETS: dict[tuple[str, str], Any] = {
     ("split_sigmas", "step"): 2,  # inside the provider's 4-step schedule
+    ("clip_set_last_layer", "clip_skip"): 2,
+    ("load_latent", "name"): LATENT_FILE,  # written by prepare_home
 }
 
 # Nodes that are not run, and why. Keep this empty unless a node cannot run on small inputs.
@@ -243,6 +248,9 @@ def prepare_home(home: Path, shipped_models: Path) -> None:
     rgba[..., 3] = 255
     rgba[8:24, 8:24, 3] = 0  # a transparent square: the mask
     PILImage.fromarray(rgba.numpy(), "RGBA").save(home / "input" / UPLOAD)
+    from safetensors.torch import save_file
+    save_file({"latent_tensor": torch.zeros(1, 4, 4, 4), "latent_format_version_0": torch.tensor([])},
+              str(home / "input" / LATENT_FILE))
     ldm = shipped_models / "embedded" / "shapes-ldm"
     (models / "vae" / VAE_FOLDER).symlink_to(ldm / "vae", target_is_directory=True)
     write_tiny_checkpoint(models / "checkpoints" / CHECKPOINT)

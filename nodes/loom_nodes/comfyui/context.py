@@ -1,7 +1,7 @@
 """The mapper: what handlers use to build Loom nodes, and how links are resolved afterwards.
 
 Mapping runs in two passes. Each ComfyUI node's handler adds its Loom node(s), whose inputs
-may still hold ``Ref`` (a ComfyUI output) or ``MaskOf``, and declares what each of its output
+may still hold ``Ref`` (a ComfyUI output), and declares what each of its output
 slots becomes (``output``). Then ``finish`` resolves every ``Ref`` through reroutes, bypassed
 nodes and primitives to a Loom link or a value; a link that leads nowhere is reported on the
 node that used it.
@@ -11,8 +11,7 @@ from __future__ import annotations
 import fnmatch
 from typing import Any, Iterable, Mapping
 
-from .model import (BYPASSED, MUTED, CNode, Link, Literal, MaskOf, Missing, Parsed, Ref,
-                    Report)
+from .model import BYPASSED, MUTED, CNode, Link, Literal, Missing, Parsed, Ref, Report
 
 MAX_CHAIN = 10_000   # links followed through reroutes and bypassed nodes before calling it a cycle
 PLACEHOLDER_PREFIX = "comfyui:"
@@ -40,7 +39,7 @@ class Mapper:
         self.substitutions = _substitutions(options)
         self.nodes: dict[str, dict[str, Any]] = {}
         self.origin: dict[str, CNode] = {}
-        self.outs: dict[tuple[str, int], tuple[Any, Any]] = {}
+        self.outs: dict[tuple[str, int], Any] = {}
         self.placeholders: dict[str, tuple[str, list[str]]] = {}   # ComfyUI id → (Loom id, outputs)
         self.numerics_noted = False
 
@@ -76,16 +75,16 @@ class Mapper:
         """Output ``output`` of Loom node ``nid``."""
         return Link(nid, output)
 
-    def output(self, node: CNode, slot: int, target: Any, mask: Any = None) -> None:
+    def output(self, node: CNode, slot: int, target: Any) -> None:
         """What ComfyUI output ``slot`` of ``node`` becomes: a ``Link``, a ``Ref`` (passed
-        through), a ``Literal`` or ``Missing``; ``mask`` is an inpainting mask it carries."""
-        self.outs[(node.id, slot)] = (target, mask)
+        through), a ``Literal`` or ``Missing``."""
+        self.outs[(node.id, slot)] = target
 
     def value(self, node: CNode, name: str, default: Any = ABSENT) -> Any:
         """Input ``name``: a plain value (primitives already resolved), a ``Ref``, or ``default``."""
         if name in node.links:
             ref = node.links[name]
-            target, _ = self.follow(ref)
+            target = self.follow(ref)
             return target.value if isinstance(target, Literal) else ref
         return node.values.get(name, default)
 
@@ -178,40 +177,35 @@ class Mapper:
         return nid
 
     # --- resolution --------------------------------------------------------------------
-    def follow(self, ref: Ref, depth: int = 0) -> tuple[Any, Any]:
-        """Where ComfyUI output ``ref`` leads in Loom: (``Link`` | ``Literal`` | ``Missing``,
-        the inpainting mask it carries or None)."""
+    def follow(self, ref: Ref, depth: int = 0) -> Any:
+        """Where ComfyUI output ``ref`` leads in Loom: a ``Link``, ``Literal`` or ``Missing``."""
         if depth > MAX_CHAIN:
-            return Missing("its links run in a cycle through reroutes or bypassed nodes"), None
+            return Missing("its links run in a cycle through reroutes or bypassed nodes")
         src = self.parsed.nodes.get(ref.node)
         if src is None:
-            return Missing(f"its source, node {ref.node}, is not in the file"), None
+            return Missing(f"its source, node {ref.node}, is not in the file")
         if src.mode == MUTED:
             return Missing(f"its source, node {src.label}, is muted (left out, as ComfyUI "
-                           "does)"), None
+                           "does)")
         if src.mode == BYPASSED or src.type == "Reroute":
             nxt = self._passthrough(src, ref.slot)
             if nxt is None:
                 what = "bypassed node" if src.mode == BYPASSED else "reroute"
                 return Missing(f"the {what} {src.label} has no input to pass through "
-                               f"to output {ref.slot}"), None
+                               f"to output {ref.slot}")
             return self.follow(nxt, depth + 1)
         if src.type == "PrimitiveNode":
             if "value" in src.values:
-                return Literal(src.values["value"]), None
-            return Missing(f"the primitive node {src.id} holds no value"), None
-        out = self.outs.get((ref.node, ref.slot))
-        if out is not None:
-            target, mask = out
-            if isinstance(target, Ref):
-                final, inner = self.follow(target, depth + 1)
-                return final, mask if mask is not None else inner
-            return target, mask
+                return Literal(src.values["value"])
+            return Missing(f"the primitive node {src.id} holds no value")
+        target = self.outs.get((ref.node, ref.slot))
+        if target is not None:
+            return self.follow(target, depth + 1) if isinstance(target, Ref) else target
         if ref.node in self.placeholders:
             nid, names = self.placeholders[ref.node]
             name = names[ref.slot] if 0 <= ref.slot < len(names) else f"output_{ref.slot}"
-            return Link(nid, name), None
-        return Missing(f"output {ref.slot} of node {src.label} has no Loom counterpart"), None
+            return Link(nid, name)
+        return Missing(f"output {ref.slot} of node {src.label} has no Loom counterpart")
 
     def _passthrough(self, src: CNode, slot: int) -> Ref | None:
         """A reroute's input; for a bypassed node the input of the output's type, at the same
@@ -229,17 +223,6 @@ class Mapper:
                 return src.links[name]
         return None
 
-    def mask_of(self, latent: Any, depth: int = 0) -> Any:
-        """The mask a latent carries, resolved (``Link``/``Literal``/``Missing``), or None."""
-        if not isinstance(latent, Ref) or depth > 64:
-            return None
-        _, mask = self.follow(latent)
-        if isinstance(mask, MaskOf):
-            return self.mask_of(mask.latent, depth + 1)
-        if isinstance(mask, Ref):
-            return self.follow(mask)[0]
-        return mask
-
     def finish(self) -> None:
         """Resolve every input of every Loom node (second pass)."""
         for nid, entry in self.nodes.items():
@@ -247,13 +230,8 @@ class Mapper:
             inputs = entry["inputs"]
             for name in list(inputs):
                 v = inputs[name]
-                if isinstance(v, MaskOf):
-                    v = self.mask_of(v.latent)
-                    if v is None:
-                        del inputs[name]
-                        continue
                 if isinstance(v, Ref):
-                    v = self.follow(v)[0]
+                    v = self.follow(v)
                 if isinstance(v, Link):
                     inputs[name] = v.to_json()
                 elif isinstance(v, Literal):

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from .context import Mapper
 from .formats import parse
+from .map_custom_sampling import link_sigma_models
 from .model import BYPASSED, MUTED, CNode, Parsed, Report
 from .table import Spec, specs
 
@@ -41,6 +42,7 @@ def convert(data: Any, options: Mapping[str, Any] | None = None) -> tuple[dict[s
         _map(mapper, node, table, notes)
     mapper.finish()
     _link_latent_vaes(mapper)
+    link_sigma_models(mapper)
     _auto_layout(mapper.nodes)
     groups = list(parsed.groups) + [g for n in notes if (g := _note_group(n))]
     title = (options or {}).get("title") or "Imported ComfyUI workflow"
@@ -153,7 +155,7 @@ def _link_latent_vaes(m: Mapper) -> None:
     """An empty latent sampled by a model loaded from a checkpoint gets that loader's VAE, so its
     channels and latent family are the model's (ComfyUI's empty latents have fixed channels)."""
     for nid, entry in m.nodes.items():
-        if entry["type"] != "sample":
+        if entry["type"] not in ("sample", "sample_advanced"):
             continue
         lat, den = entry["inputs"].get("latent"), entry["inputs"].get("denoiser")
         if not (isinstance(lat, dict) and isinstance(den, dict)):

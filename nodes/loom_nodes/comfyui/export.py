@@ -2,7 +2,7 @@
 
 Each Loom node becomes the ComfyUI core node the importer maps to it, under the same id, so
 importing the result gives the same graph back. ``sample`` and its ``scheduler`` become one
-KSampler (a ``mask`` adds a SetLatentNoiseMask); placeholders of unmapped ComfyUI nodes are
+KSampler, ``sample_advanced`` a KSamplerAdvanced (a ``mask`` adds a SetLatentNoiseMask); placeholders of unmapped ComfyUI nodes are
 written back as they came. Loom nodes with no ComfyUI counterpart are left out and reported.
 """
 from __future__ import annotations
@@ -64,6 +64,39 @@ SIMPLE: dict[str, tuple[str, dict[str, str], tuple[str, ...], dict[str, Any]]] =
     "load_upscale_model": ("UpscaleModelLoader", {"name": "model_name"}, ("upscale_model",), {}),
     "upscale_with_model": ("ImageUpscaleWithModel", {"model": "upscale_model", "image": "image"},
                            ("image",), {}),
+    "set_latent_noise_mask": ("SetLatentNoiseMask", {"latent": "samples", "mask": "mask"}, ("latent",), {}),
+    "latent_crop": ("LatentCrop", {"latent": "samples", "width": "width", "height": "height", "x": "x",
+                                   "y": "y"}, ("latent",), {}),
+    "latent_from_batch": ("LatentFromBatch", {"latent": "samples", "index": "batch_index",
+                                              "length": "length"}, ("latent",), {}),
+    "repeat_latent_batch": ("RepeatLatentBatch", {"latent": "samples", "amount": "amount"}, ("latent",), {}),
+    "latent_batch": ("LatentBatch", {"a": "samples1", "b": "samples2"}, ("latent",), {}),
+    "save_latent": ("SaveLatent", {"latent": "samples", "prefix": "filename_prefix"}, (), {}),
+    "load_latent": ("LoadLatent", {"name": "latent"}, ("latent",), {}),
+    "split_sigmas": ("SplitSigmas", {"sigmas": "sigmas", "step": "step"}, ("high", "low"), {}),
+    "flip_sigmas": ("FlipSigmas", {"sigmas": "sigmas"}, ("sigmas",), {}),
+    "conditioning_combine": ("ConditioningCombine", {"a": "conditioning_1", "b": "conditioning_2"},
+                             ("conditioning",), {}),
+    "conditioning_concat": ("ConditioningConcat", {"to": "conditioning_to", "source": "conditioning_from"},
+                            ("conditioning",), {}),
+    "conditioning_average": ("ConditioningAverage", {"to": "conditioning_to", "source": "conditioning_from",
+                                                     "to_weight": "conditioning_to_strength"},
+                             ("conditioning",), {}),
+    "conditioning_zero_out": ("ConditioningZeroOut", {"conditioning": "conditioning"}, ("conditioning",), {}),
+    "set_area": ("ConditioningSetArea", {"conditioning": "conditioning", "width": "width", "height": "height",
+                                         "x": "x", "y": "y", "strength": "strength"}, ("conditioning",), {}),
+    "set_mask": ("ConditioningSetMask", {"conditioning": "conditioning", "mask": "mask", "strength": "strength"},
+                 ("conditioning",), {"set_cond_area": "default"}),
+    "load_controlnet": ("ControlNetLoader", {"name": "control_net_name"}, ("control_net",), {}),
+    "apply_controlnet_advanced": ("ControlNetApplyAdvanced", {
+        "positive": "positive", "negative": "negative", "control_net": "control_net", "image": "image",
+        "strength": "strength", "start_percent": "start_percent", "end_percent": "end_percent"},
+        ("positive", "negative"), {}),
+    "inpaint_conditioning": ("InpaintModelConditioning", {
+        "positive": "positive", "negative": "negative", "vae": "vae", "image": "pixels", "mask": "mask",
+        "noise_mask": "noise_mask"}, ("positive", "negative", "latent"), {}),
+    "canny_edges": ("Canny", {"image": "image", "low_threshold": "low_threshold",
+                              "high_threshold": "high_threshold"}, ("image",), {}),
 }
 # Loom's defaults for inputs a workflow may leave out (ComfyUI's API needs every widget);
 # a test checks them against the node schemas
@@ -85,6 +118,18 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "repeat_image_batch": {"count": 2}, "upscale_with_model": {"tile": 512, "overlap": 64},
     "load_lora": {"strength_model": 1.0, "strength_clip": 1.0}, "threshold_mask": {"level": 0.5},
     "combine_masks": {"operation": "max"}, "mask_from_alpha": {"invert": False},
+    "latent_composite": {"x": 0, "y": 0, "feather": 0}, "latent_blend": {"factor": 0.5},
+    "latent_crop": {"x": 0, "y": 0, "width": 512, "height": 512},
+    "latent_from_batch": {"index": 0, "length": 1}, "repeat_latent_batch": {"amount": 2},
+    "save_latent": {"prefix": "latents/loom", "embed_workflow": True}, "split_sigmas": {"step": 10},
+    "conditioning_average": {"to_weight": 0.5},
+    "set_area": {"x": 0, "y": 0, "width": 512, "height": 512, "strength": 1.0}, "set_mask": {"strength": 1.0},
+    "apply_controlnet": {"strength": 1.0, "start_percent": 0.0, "end_percent": 1.0},
+    "apply_controlnet_advanced": {"strength": 1.0, "start_percent": 0.0, "end_percent": 1.0},
+    "inpaint_conditioning": {"noise_mask": True}, "clip_set_last_layer": {"clip_skip": 1},
+    "canny_edges": {"low_threshold": 0.1, "high_threshold": 0.2, "sigma": 1.0},
+    "sample_advanced": {"steps": 20, "cfg": 7.5, "seed": 0, "start_step": 0, "end_step": 10000,
+                        "add_noise": True, "return_with_leftover_noise": False},
 }
 CONVERT: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("latent_upscale", "method"): lambda v: METHODS_TO_COMFY.get(v, v),
@@ -189,8 +234,8 @@ class _Export:
         self.emit(nid, class_type, inputs, entry)
         self.report.add("mapped", self.cnode(nid), f"→ {class_type}")
 
-    def sample(self, nid: str, entry: dict[str, Any]) -> None:
-        given = {**DEFAULTS["sample"], **(entry.get("inputs") or {})}
+    def sampler_names(self, nid: str, given: dict[str, Any]) -> tuple[str, str]:
+        """ComfyUI's sampler_name and scheduler for the scheduler node a sampler links."""
         sched_link = given.get("scheduler")
         sched = self.nodes.get(sched_link["node"]) if is_link(sched_link) else None
         if not (isinstance(sched, dict) and sched.get("type") == "scheduler"):
@@ -205,12 +250,22 @@ class _Export:
         sampler_name, scheduler, notes = to_comfy(str(s["name"]), str(s["sigmas"]), str(s["spacing"]))
         for why in notes:
             self.report.add("changed", self.cnode(nid), f"scheduler: {why}")
+        return sampler_name, scheduler
+
+    def noise_masked(self, nid: str, given: dict[str, Any]) -> tuple[Any, str]:
+        """The sampler's latent; a linked ``mask`` puts a SetLatentNoiseMask ``<nid>_mask`` before it."""
         latent = self.value(nid, "latent", given.get("latent"))
         mask = given.get("mask")
-        if mask is not None:
-            mid = f"{nid}_mask"
-            self.emit(mid, "SetLatentNoiseMask", {"samples": latent, "mask": self.value(nid, "mask", mask)}, {})
-            latent = [mid, 0]
+        if mask is None:
+            return latent, ""
+        mid = f"{nid}_mask"
+        self.emit(mid, "SetLatentNoiseMask", {"samples": latent, "mask": self.value(nid, "mask", mask)}, {})
+        return [mid, 0], f" + SetLatentNoiseMask {mid}"
+
+    def sample(self, nid: str, entry: dict[str, Any]) -> None:
+        given = {**DEFAULTS["sample"], **(entry.get("inputs") or {})}
+        sampler_name, scheduler = self.sampler_names(nid, given)
+        latent, masked = self.noise_masked(nid, given)
         inputs = {"seed": self.value(nid, "seed", given["seed"]), "steps": self.value(nid, "steps", given["steps"]),
                   "cfg": self.value(nid, "cfg", given["cfg"]), "sampler_name": sampler_name,
                   "scheduler": scheduler, "denoise": self.value(nid, "denoise", given["denoise"]),
@@ -219,8 +274,7 @@ class _Export:
                   "negative": self.value(nid, "negative", given.get("negative")),
                   "latent_image": latent}
         self.emit(nid, "KSampler", inputs, entry)
-        self.report.add("mapped", self.cnode(nid), f"→ KSampler ({sampler_name}, {scheduler})"
-                        + (f" + SetLatentNoiseMask {nid}_mask" if mask is not None else ""))
+        self.report.add("mapped", self.cnode(nid), f"→ KSampler ({sampler_name}, {scheduler}){masked}")
 
     def placeholder(self, nid: str, entry: dict[str, Any]) -> None:
         data = entry.get("comfyui") if isinstance(entry.get("comfyui"), dict) else {}

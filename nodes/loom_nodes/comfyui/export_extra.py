@@ -1,5 +1,6 @@
 """Exports that depend on a node's values: LoRA (with or without a text encoder), thresholds,
-mask combinations and alpha masks. Each writes the ComfyUI node(s) that compute what the Loom
+mask combinations, alpha masks, latent compositing and blending, CLIP skip, ControlNet and the
+advanced sampler. Each writes the ComfyUI node(s) that compute what the Loom
 node computes, or reports why it cannot."""
 from __future__ import annotations
 
@@ -77,10 +78,103 @@ def mask_from_alpha(job: "_Export", nid: str, entry: dict[str, Any], given: dict
     return True
 
 
+def latent_composite(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
+    """LatentComposite (feathered, no mask) or LatentCompositeMasked (a mask, no feathering)."""
+    inputs = {"x": job.value(nid, "x", given["x"]), "y": job.value(nid, "y", given["y"])}
+    dest, src = job.value(nid, "destination", given.get("destination")), job.value(nid, "source", given.get("source"))
+    if given.get("mask") is None:
+        inputs.update(samples_to=dest, samples_from=src, feather=job.value(nid, "feather", given["feather"]))
+        class_type = "LatentComposite"
+    elif given["feather"] == 0:
+        inputs.update(destination=dest, source=src, resize_source=False,
+                      mask=job.value(nid, "mask", given["mask"]))
+        class_type = "LatentCompositeMasked"
+    else:
+        job.unmapped(nid, "a mask and feathered edges together: ComfyUI's LatentComposite has no "
+                          "mask and LatentCompositeMasked no feathering; left out")
+        return False
+    job.emit(nid, class_type, inputs, entry)
+    job.mapped(nid, class_type)
+    return True
+
+
+def latent_blend(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
+    """LatentBlend weighs samples1 by blend_factor: 1 − Loom's factor."""
+    factor = given["factor"]
+    if is_link(factor):
+        job.unmapped(nid, "factor comes from a link; ComfyUI's blend_factor weighs the other "
+                          "latent (1 − factor); left out")
+        return False
+    inputs = {"samples1": job.value(nid, "a", given.get("a")), "samples2": job.value(nid, "b", given.get("b")),
+              "blend_factor": round(1.0 - float(factor), 10), "blend_mode": "normal"}
+    job.emit(nid, "LatentBlend", inputs, entry)
+    job.mapped(nid, "LatentBlend")
+    return True
+
+
+def clip_set_last_layer(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
+    """CLIPSetLastLayer −k for clip_skip k (0 and 1: −1, the encoder as it is)."""
+    skip = given["clip_skip"]
+    layer = skip if is_link(skip) else -max(1, int(skip))
+    if is_link(skip):
+        job.changed(nid, "clip_skip comes from a link: ComfyUI counts the layer down (−2 for 2)")
+    job.emit(nid, "CLIPSetLastLayer", {"clip": job.value(nid, "encoder", given.get("encoder")),
+                                       "stop_at_clip_layer": job.value(nid, "clip_skip", layer)}, entry)
+    job.mapped(nid, "CLIPSetLastLayer")
+    return True
+
+
+def apply_controlnet(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
+    """ControlNetApply: a full window and no inpainting mask only."""
+    if given["start_percent"] != 0.0 or given["end_percent"] != 1.0 or given.get("mask") is not None:
+        job.unmapped(nid, "a step window or a mask: ComfyUI's ControlNetApply has neither (its "
+                          "advanced node needs a negative); left out")
+        return False
+    inputs = {"conditioning": job.value(nid, "conditioning", given.get("conditioning")),
+              "control_net": job.value(nid, "control_net", given.get("control_net")),
+              "image": job.value(nid, "image", given.get("image")),
+              "strength": job.value(nid, "strength", given["strength"])}
+    job.emit(nid, "ControlNetApply", inputs, entry)
+    job.mapped(nid, "ControlNetApply")
+    return True
+
+
+def sample_advanced(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
+    """KSamplerAdvanced: the same window, add_noise and leftover noise ("enable"/"disable")."""
+    if given.get("sigmas") is not None:
+        job.unmapped(nid, "linked sigmas: ComfyUI's KSamplerAdvanced takes none and SamplerCustom "
+                          "has no step window; left out")
+        return False
+    sampler_name, scheduler = job.sampler_names(nid, given)
+    latent, masked = job.noise_masked(nid, given)
+
+    def flag(name: str) -> Any:
+        v = given[name]
+        return job.value(nid, name, v) if is_link(v) else ("enable" if v else "disable")
+
+    inputs = {"add_noise": flag("add_noise"), "noise_seed": job.value(nid, "seed", given["seed"]),
+              "steps": job.value(nid, "steps", given["steps"]), "cfg": job.value(nid, "cfg", given["cfg"]),
+              "sampler_name": sampler_name, "scheduler": scheduler,
+              "start_at_step": job.value(nid, "start_step", given["start_step"]),
+              "end_at_step": job.value(nid, "end_step", given["end_step"]),
+              "return_with_leftover_noise": flag("return_with_leftover_noise"),
+              "model": job.value(nid, "denoiser", given.get("denoiser")),
+              "positive": job.value(nid, "positive", given.get("positive")),
+              "negative": job.value(nid, "negative", given.get("negative")), "latent_image": latent}
+    job.emit(nid, "KSamplerAdvanced", inputs, entry)
+    job.mapped(nid, f"KSamplerAdvanced ({sampler_name}, {scheduler}){masked}")
+    return True
+
+
 # Loom type → (its outputs by ComfyUI slot, the writer)
 CUSTOM: dict[str, tuple[tuple[str, ...], Writer]] = {
     "load_lora": (("denoiser", "text_encoder"), load_lora),
     "threshold_mask": (("mask",), threshold_mask),
     "combine_masks": (("mask",), combine_masks),
     "mask_from_alpha": (("mask",), mask_from_alpha),
+    "latent_composite": (("latent",), latent_composite),
+    "latent_blend": (("latent",), latent_blend),
+    "clip_set_last_layer": (("text_encoder",), clip_set_last_layer),
+    "apply_controlnet": (("conditioning",), apply_controlnet),
+    "sample_advanced": (("latent",), sample_advanced),
 }

@@ -1,10 +1,10 @@
-"""Latents: empty latents, VAE encode/decode (tiled, for inpainting), noise masks, upscaling."""
+"""Latents: empty latents, VAE encode/decode (tiled, for inpainting), upscaling."""
 from __future__ import annotations
 
 from typing import Any
 
 from .context import Mapper
-from .model import CNode, MaskOf, Ref, as_float, as_int
+from .model import CNode, as_float, as_int
 from .table import Spec, define, direct, is_value
 
 FAMILY = "latent"
@@ -72,27 +72,18 @@ def vae_encode_tiled(ctx: Mapper, node: CNode) -> None:
 
 
 def vae_encode_for_inpaint(ctx: Mapper, node: CNode) -> None:
-    """VAEEncodeForInpaint → vae_encode; its mask travels with the latent to the sampler's
-    ``mask`` input (ComfyUI keeps it inside the latent)."""
+    """VAEEncodeForInpaint → vae_encode + set_latent_noise_mask: the mask rides in the latent to
+    the sampler, as ComfyUI's noise mask does."""
     grow = as_int(ctx.value(node, "grow_mask_by", 6))
     if isinstance(grow, int) and grow:
         ctx.changed(node, "grow_mask_by", grow, 0, "Loom uses the mask as it is; its sampler "
                                                    "keeps the unmasked area at every step")
     nid = ctx.add(node, "vae_encode", {"vae": ctx.value(node, "vae"), "image": ctx.value(node, "pixels")})
-    mask = node.links.get("mask")
-    ctx.output(node, 0, ctx.link(nid, "latent"), mask=mask)
-    ctx.mapped(node, [nid], "approximate", "the mask goes to the sampler's mask input")
-
-
-def set_latent_noise_mask(ctx: Mapper, node: CNode) -> None:
-    """SetLatentNoiseMask dissolves: the latent passes through, the mask rides along to the
-    sampler's ``mask`` input."""
-    samples = node.links.get("samples")
-    if samples is None:
-        ctx.placeholder(node, "its samples input is not linked")
-        return
-    ctx.output(node, 0, samples, mask=node.links.get("mask"))
-    ctx.dissolved(node, "the latent passes through; the mask goes to the sampler's mask input")
+    mid = ctx.add(node, "set_latent_noise_mask", {"latent": ctx.link(nid, "latent"),
+                                                  "mask": ctx.value(node, "mask")}, suffix="mask")
+    ctx.output(node, 0, ctx.link(mid, "latent"))
+    ctx.mapped(node, [nid, mid], "approximate", "the masked pixels are encoded as they are "
+                                                "(ComfyUI greys them first)")
 
 
 def latent_method(ctx: Mapper, node: CNode, name: str, value: Any) -> Any:
@@ -116,15 +107,14 @@ def scale(ctx: Mapper, node: CNode, name: str, value: Any) -> Any:
 
 
 def latent_upscale_by(ctx: Mapper, node: CNode) -> None:
-    """LatentUpscaleBy → latent_upscale (a noise mask the latent carries stays with it)."""
+    """LatentUpscaleBy → latent_upscale (a noise mask the latent carries is resized with it)."""
     inputs: dict[str, Any] = {"latent": ctx.value(node, "samples")}
     for comfy, loom, fix in (("scale_by", "scale", scale), ("upscale_method", "method", latent_method)):
         v = ctx.value(node, comfy)
         if v is not ctx.ABSENT:
             inputs[loom] = fix(ctx, node, comfy, v) if is_value(v) else v
     nid = ctx.add(node, "latent_upscale", inputs)
-    samples = inputs["latent"]
-    ctx.output(node, 0, ctx.link(nid, "latent"), mask=MaskOf(samples) if isinstance(samples, Ref) else None)
+    ctx.output(node, 0, ctx.link(nid, "latent"))
     ctx.mapped(node, [nid], "exact")
 
 
@@ -147,12 +137,9 @@ define(Spec("VAEEncodeTiled", FAMILY, _VAE_TILED, _VARIANTS, ("pixels", "vae"), 
             "vae_encode (tile)", "approximate", "tiles overlap by a quarter tile; no temporal tiling",
             vae_encode_tiled, "VAE Encode (Tiled)"))
 define(Spec("VAEEncodeForInpaint", FAMILY, ("grow_mask_by",), inputs=("pixels", "vae", "mask"),
-            outputs=("LATENT",), loom="vae_encode + sample.mask", status="approximate",
+            outputs=("LATENT",), loom="vae_encode + set_latent_noise_mask", status="approximate",
             handler=vae_encode_for_inpaint, display="VAE Encode (for Inpainting)",
             note="the mask is not grown and the masked pixels are not greyed"))
-define(Spec("SetLatentNoiseMask", FAMILY, inputs=("samples", "mask"), outputs=("LATENT",),
-            loom="sample.mask", status="dissolved", handler=set_latent_noise_mask,
-            display="Set Latent Noise Mask", note="the mask goes to the sampler's mask input"))
 define(Spec("LatentUpscaleBy", FAMILY, ("upscale_method", "scale_by"), inputs=("samples",),
             outputs=("LATENT",), loom="latent_upscale", status="exact", handler=latent_upscale_by,
             display="Upscale Latent By", note="bislerp becomes bilinear"))

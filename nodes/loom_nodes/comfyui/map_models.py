@@ -78,14 +78,30 @@ def sdxl_refiner_encode(ctx: Mapper, node: CNode) -> None:
 
 
 def clip_set_last_layer(ctx: Mapper, node: CNode) -> None:
-    """CLIPSetLastLayer -1 changes nothing: it dissolves into its link. Other layers need a
-    CLIP-skip option Loom's encoders do not have yet."""
+    """CLIPSetLastLayer: −1 is the encoder as it is and dissolves into its link; −k becomes
+    clip_set_last_layer with clip_skip k (A1111's count, which equals ComfyUI's on SD 1.x)."""
     layer = as_int(ctx.value(node, "stop_at_clip_layer", -1))
     if layer == -1 and "clip" in node.links:
         ctx.output(node, 0, node.links["clip"])
         ctx.dissolved(node, "stop_at_clip_layer -1 is the encoder as it is: dissolved into its link")
         return
-    ctx.placeholder(node, f"{NOT_YET}: CLIP skip (stop_at_clip_layer {layer}) needs an encoder option")
+    inputs: dict[str, Any] = {"encoder": ctx.value(node, "clip")}
+    if isinstance(layer, int) and not isinstance(layer, bool):
+        skip = min(max(1, -layer), 24)
+        if skip != -layer:
+            ctx.changed(node, "stop_at_clip_layer", layer, -skip, "Loom's clip_skip goes from 1 to 24")
+        inputs["clip_skip"] = skip
+    elif layer is not ctx.ABSENT:
+        ctx.note(node, "stop_at_clip_layer comes from a link: Loom's clip_skip counts up (2 = −2)")
+        inputs["clip_skip"] = layer
+    nid = ctx.add(node, "clip_set_last_layer", inputs)
+    ctx.output(node, 0, ctx.link(nid, "text_encoder"))
+    ctx.mapped(node, [nid], "approximate", CLIP_SKIP_NOTE)
+
+
+CLIP_SKIP_NOTE = ("the same layer on SD 1.x; SD 2.x and SDXL already use the penultimate layer, "
+                  "which ComfyUI counts as −2 and Loom as clip_skip 1, so there Loom goes one "
+                  "layer deeper")
 
 
 LORA_NOTE = ("kohya, diffusers and PEFT LoRA and LyCORIS (LoHa, LoKr) files; the base model is "
@@ -164,8 +180,9 @@ define(Spec("CLIPTextEncodeSDXLRefiner", FAMILY, ("ascore", "width", "height", "
             inputs=("clip",), outputs=("CONDITIONING",), loom="text_encode", status="approximate",
             handler=sdxl_refiner_encode, note="no aesthetic score"))
 define(Spec("CLIPSetLastLayer", FAMILY, ("stop_at_clip_layer",), inputs=("clip",), outputs=("CLIP",),
-            loom="(link)", status="dissolved", handler=clip_set_last_layer,
-            display="CLIP Set Last Layer", note="-1 dissolves into its link; other layers: no Loom option yet"))
+            loom="clip_set_last_layer", status="approximate", handler=clip_set_last_layer,
+            display="CLIP Set Last Layer", note="−1 dissolves into its link; −k is clip_skip k: "
+            + CLIP_SKIP_NOTE))
 define(Spec("PrimitiveInt", FAMILY, ("value", CONTROL), variants=(("value",),), outputs=("INT",),
             loom="int_value", status="exact", handler=primitive("int_value", "value", "value", as_int),
             display="Int"))

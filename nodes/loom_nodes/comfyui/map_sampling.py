@@ -1,10 +1,10 @@
-"""KSampler and KSamplerAdvanced → Loom's ``sample`` plus a ``scheduler`` node."""
+"""KSampler → ``sample``, KSamplerAdvanced → ``sample_advanced``, each with a ``scheduler`` node."""
 from __future__ import annotations
 
 from typing import Any
 
 from .context import Mapper
-from .model import CONTROL, CNode, MaskOf, Ref, as_float, as_int
+from .model import CONTROL, CNode, as_float, as_int
 from .samplers import choose
 from .table import Spec, define, is_value
 
@@ -12,6 +12,7 @@ FAMILY = "sampling"
 SEED_MAX = 2**53 - 1      # Loom's seeds stay exact in a browser
 STEPS_MAX = 1000
 CFG_MAX = 100.0
+WINDOW_MAX = 10000
 NUMERICS = ("Loom samples with diffusers' schedulers built from the model's config; ComfyUI "
             "with its own k-diffusion implementation. The same solver and sigma schedule give "
             "close images, not identical pixels (sigma tables, noise and rounding differ).")
@@ -54,82 +55,68 @@ def _scheduler(ctx: Mapper, node: CNode) -> tuple[str, bool]:
     return sid, choice.exact_method
 
 
-def _sample(ctx: Mapper, node: CNode, seed_input: str, steps: Any, denoise: Any,
-            extra_message: str = "") -> None:
-    latent = ctx.value(node, "latent_image")
+def _sample(ctx: Mapper, node: CNode, loom_type: str, seed_input: str, extra: dict[str, Any],
+            message: str = "") -> str:
+    """The Loom sampler for ``node`` plus its scheduler node; ``extra`` holds the inputs that
+    differ between ``sample`` and ``sample_advanced``. Returns the sampler's id."""
     inputs: dict[str, Any] = {
         "denoiser": ctx.value(node, "model"), "positive": ctx.value(node, "positive"),
-        "negative": ctx.value(node, "negative"), "latent": latent,
-        "steps": _clamped(ctx, node, "steps", as_int(steps), 1, STEPS_MAX),
+        "negative": ctx.value(node, "negative"), "latent": ctx.value(node, "latent_image"),
         "cfg": _clamped(ctx, node, "cfg", as_float(ctx.value(node, "cfg", 8.0)), 0.0, CFG_MAX),
-        "seed": _seed(ctx, node, seed_input),
-        "denoise": denoise,
+        "seed": _seed(ctx, node, seed_input), **extra,
     }
     inputs = {k: v for k, v in inputs.items() if v is not ctx.ABSENT}
-    if isinstance(latent, Ref):
-        inputs["mask"] = MaskOf(latent)   # the inpainting mask the latent carries, if any
     control = ctx.control(node, seed_input)
     ui = {"seed_control": {"seed": control}} if control else None
-    nid = ctx.add(node, "sample", inputs, ui=ui)
+    nid = ctx.add(node, loom_type, inputs, ui=ui)
     sid, exact = _scheduler(ctx, node)
     inputs["scheduler"] = ctx.link(sid, "scheduler")
-    ctx.output(node, 0, ctx.link(nid, "latent"),
-               mask=MaskOf(latent) if isinstance(latent, Ref) else None)
-    message = "the same solver and schedule, diffusers numerics" if exact else \
+    ctx.output(node, 0, ctx.link(nid, "latent"))
+    text = "the same solver and schedule, diffusers numerics" if exact else \
         "an approximation (see the changes below)"
-    ctx.mapped(node, [nid, sid], "approximate",
-               message + (f"; {extra_message}" if extra_message else ""),
+    ctx.mapped(node, [nid, sid], "approximate", text + (f"; {message}" if message else ""),
                numerics="close" if exact else "approximate")
+    note_numerics(ctx)
+    return nid
+
+
+def note_numerics(ctx: Mapper) -> None:
+    """Say once per conversion how Loom's sampling numerics relate to ComfyUI's."""
     if not ctx.numerics_noted:
         ctx.numerics_noted = True
         ctx.note(None, NUMERICS)
 
 
+def _steps(ctx: Mapper, node: CNode, name: str, default: int, lo: int, hi: int) -> Any:
+    return _clamped(ctx, node, name, as_int(ctx.value(node, name, default)), lo, hi)
+
+
 def ksampler(ctx: Mapper, node: CNode) -> None:
     """KSampler: seed, steps, cfg, sampler, scheduler, denoise."""
-    denoise = ctx.value(node, "denoise", 1.0)
-    denoise = _clamped(ctx, node, "denoise", as_float(denoise), 0.0, 1.0)
-    _sample(ctx, node, "seed", ctx.value(node, "steps", 20), denoise)
+    denoise = _clamped(ctx, node, "denoise", as_float(ctx.value(node, "denoise", 1.0)), 0.0, 1.0)
+    _sample(ctx, node, "sample", "seed", {"steps": _steps(ctx, node, "steps", 20, 1, STEPS_MAX),
+                                          "denoise": denoise})
+
+
+def enabled(ctx: Mapper, node: CNode, name: str, default: str) -> Any:
+    """An "enable"/"disable" widget (or a boolean) as a bool; a link stays a link."""
+    v = ctx.value(node, name, default)
+    if isinstance(v, str):
+        return v == "enable"
+    return v
 
 
 def ksampler_advanced(ctx: Mapper, node: CNode) -> None:
-    """KSamplerAdvanced: steps start_at_step…end_at_step of a schedule of ``steps`` steps.
-
-    Loom's ``sample`` always denoises to the end: ``steps - start`` model calls with
-    ``denoise = (steps - start) / steps`` starts at the same point of the same schedule. A
-    pass that stops early (base of a base + refiner pair) runs to the end instead, and the
-    next pass noises its clean output back to its start: the usual img2img refiner."""
-    steps = as_int(ctx.value(node, "steps", 20))
-    start = as_int(ctx.value(node, "start_at_step", 0))
-    end = as_int(ctx.value(node, "end_at_step", 10000))
-    add_noise = ctx.value(node, "add_noise", "enable")
-    leftover = ctx.value(node, "return_with_leftover_noise", "disable")
-    if not all(isinstance(v, int) and not isinstance(v, bool) for v in (steps, start, end)):
-        ctx.note(node, "steps, start_at_step or end_at_step come from a link: the step "
-                       "window is not translated (Loom runs every step)")
-        _sample(ctx, node, "noise_seed", steps, 1.0)
-        return
-    steps = max(1, steps)
-    start = min(max(0, start), steps)
-    messages = []
-    if start >= min(end, steps):
-        ctx.changed(node, "start_at_step", start, "denoise 0",
-                    "nothing to sample: the latent passes through unchanged")
-        _sample(ctx, node, "noise_seed", 1, 0.0)
-        return
-    if end < steps:
-        why = ("Loom's sample runs to the last step; ComfyUI stops here and returns the "
-               "remaining noise" if leftover == "enable" else
-               "Loom's sample runs to the last step; ComfyUI stops here and jumps to sigma 0")
-        ctx.changed(node, "end_at_step", end, steps, why)
-    if start > 0:
-        messages.append(f"starts at step {start} of {steps}: steps={steps - start}, "
-                        f"denoise={(steps - start) / steps:.4g}")
-    if add_noise == "disable":
-        ctx.changed(node, "add_noise", "disable", "enable",
-                    "Loom's sample always noises its input to the starting step")
-    denoise = round((steps - start) / steps, 6)
-    _sample(ctx, node, "noise_seed", steps - start, denoise, "; ".join(messages))
+    """KSamplerAdvanced → sample_advanced: the same step window (start_at_step ≤ i <
+    end_at_step of a ``steps``-step schedule), add_noise and return_with_leftover_noise, so a
+    base + refiner pair hands over its noisy latents as in ComfyUI."""
+    extra = {"steps": _steps(ctx, node, "steps", 20, 1, STEPS_MAX),
+             "start_step": _steps(ctx, node, "start_at_step", 0, 0, WINDOW_MAX),
+             "end_step": _steps(ctx, node, "end_at_step", WINDOW_MAX, 0, WINDOW_MAX),
+             "add_noise": enabled(ctx, node, "add_noise", "enable"),
+             "return_with_leftover_noise": enabled(ctx, node, "return_with_leftover_noise", "disable")}
+    _sample(ctx, node, "sample_advanced", "noise_seed", extra, "the step window, added noise and "
+            "leftover noise as in ComfyUI")
 
 
 define(Spec("KSampler", FAMILY, ("seed", CONTROL, "steps", "cfg", "sampler_name", "scheduler", "denoise"),
@@ -140,6 +127,7 @@ define(Spec("KSamplerAdvanced", FAMILY,
             ("add_noise", "noise_seed", CONTROL, "steps", "cfg", "sampler_name", "scheduler",
              "start_at_step", "end_at_step", "return_with_leftover_noise"),
             inputs=("model", "positive", "negative", "latent_image"), outputs=("LATENT",),
-            loom="sample + scheduler", status="approximate", handler=ksampler_advanced,
+            loom="sample_advanced + scheduler", status="approximate", handler=ksampler_advanced,
             display="KSampler (Advanced)",
-            note="a start step becomes denoise; a pass that stops early runs to the end"))
+            note="the step window, add_noise and leftover noise carry over one for one (exact "
+                 "handoffs); names and numerics as KSampler"))

@@ -2,7 +2,7 @@
 
 An unmapped node becomes a placeholder (``comfyui:<type>``) that keeps its links and widget
 values, so nothing is lost and the export writes it back. When Loom gains a node
-(ControlNet, SD3, Flux…), move its line into the family module with a handler.
+(SD3, Flux…), move its line into the family module with a handler.
 """
 from __future__ import annotations
 
@@ -29,8 +29,6 @@ _u("unCLIPCheckpointLoader", M, "unCLIP checkpoints (CLIP vision)", ("ckpt_name"
 _u("ImageOnlyCheckpointLoader", M, "image-only (video) checkpoints", ("ckpt_name",), (),
    ("MODEL", "CLIP_VISION", "VAE"))
 _u("HypernetworkLoader", M, "hypernetworks", ("hypernetwork_name", "strength"), ("model",), ("MODEL",))
-_u("ControlNetLoader", M, "ControlNet", ("control_net_name",), (), ("CONTROL_NET",))
-_u("DiffControlNetLoader", M, "ControlNet", ("control_net_name",), ("model",), ("CONTROL_NET",))
 _u("CLIPVisionLoader", M, "CLIP vision", ("clip_name",), (), ("CLIP_VISION",))
 _u("StyleModelLoader", M, "style models", ("style_model_name",), (), ("STYLE_MODEL",))
 _u("GLIGENLoader", M, "GLIGEN", ("gligen_name",), (), ("GLIGEN",))
@@ -42,26 +40,13 @@ _u("ModelSamplingAuraFlow", M, "AuraFlow models (sigma shift)", ("shift",), ("mo
 _u("RescaleCFG", M, "CFG rescaling", ("multiplier",), ("model",), ("MODEL",))
 
 # conditioning
-_u("ConditioningCombine", C, "combining conditionings", (), ("conditioning_1", "conditioning_2"),
-   ("CONDITIONING",))
-_u("ConditioningConcat", C, "concatenating conditionings", (), ("conditioning_to", "conditioning_from"),
-   ("CONDITIONING",))
-_u("ConditioningAverage", C, "averaging conditionings", ("conditioning_to_strength",),
-   ("conditioning_to", "conditioning_from"), ("CONDITIONING",))
-_u("ConditioningSetArea", C, "area conditioning", ("width", "height", "x", "y", "strength"),
+_u("ConditioningSetAreaPercentage", C, "an area as fractions of the image (set_area takes pixels, "
+   "and the latent's size is not known when converting)", ("width", "height", "x", "y", "strength"),
    ("conditioning",), ("CONDITIONING",))
-_u("ConditioningSetAreaPercentage", C, "area conditioning", ("width", "height", "x", "y", "strength"),
-   ("conditioning",), ("CONDITIONING",))
-_u("ConditioningSetAreaStrength", C, "area conditioning", ("strength",), ("conditioning",), ("CONDITIONING",))
-_u("ConditioningSetMask", C, "masked conditioning", ("strength", "set_cond_area"),
-   ("conditioning", "mask"), ("CONDITIONING",))
-_u("ConditioningZeroOut", C, "zeroed conditioning", (), ("conditioning",), ("CONDITIONING",))
+_u("ConditioningSetAreaStrength", C, "a strength without an area or mask (set_area and set_mask "
+   "need one)", ("strength",), ("conditioning",), ("CONDITIONING",))
 _u("ConditioningSetTimestepRange", C, "timestep ranges", ("start", "end"), ("conditioning",),
    ("CONDITIONING",))
-_u("ControlNetApply", C, "ControlNet", ("strength",), ("conditioning", "control_net", "image"),
-   ("CONDITIONING",))
-_u("ControlNetApplyAdvanced", C, "ControlNet", ("strength", "start_percent", "end_percent"),
-   ("positive", "negative", "control_net", "image", "vae"), ("positive", "negative"))
 _u("ControlNetApplySD3", C, "ControlNet", ("strength", "start_percent", "end_percent"),
    ("positive", "negative", "control_net", "vae", "image"), ("positive", "negative"))
 _u("SetUnionControlNetType", C, "ControlNet", ("type",), ("control_net",), ("CONTROL_NET",))
@@ -77,24 +62,15 @@ _u("CLIPTextEncodeSD3", C, "SD3's text encoders", ("clip_l", "clip_g", "t5xxl", 
 _u("CLIPTextEncodeFlux", C, "Flux's text encoders", ("clip_l", "t5xxl", "guidance"), ("clip",),
    ("CONDITIONING",))
 _u("FluxGuidance", C, "Flux guidance", ("guidance",), ("conditioning",), ("CONDITIONING",))
-_u("InpaintModelConditioning", C, "inpainting models", ("noise_mask",),
-   ("positive", "negative", "vae", "pixels", "mask"), ("positive", "negative", "latent"))
 
 # custom sampling (Flux and SD3 workflows use these)
-_u("SamplerCustom", S, "custom sampling", ("add_noise", "noise_seed", CONTROL, "cfg"),
-   ("model", "positive", "negative", "sampler", "sigmas", "latent_image"), ("output", "denoised_output"))
 _u("SamplerCustomAdvanced", S, "custom sampling", (), ("noise", "guider", "sampler", "sigmas", "latent_image"),
    ("output", "denoised_output"))
-_u("KSamplerSelect", S, "custom sampling", ("sampler_name",), (), ("SAMPLER",))
-_u("BasicScheduler", S, "custom sampling (sigmas)", ("scheduler", "steps", "denoise"), ("model",), ("SIGMAS",))
-_u("KarrasScheduler", S, "custom sampling (sigmas)", ("steps", "sigma_max", "sigma_min", "rho"), (), ("SIGMAS",))
-_u("ExponentialScheduler", S, "custom sampling (sigmas)", ("steps", "sigma_max", "sigma_min"), (), ("SIGMAS",))
 _u("PolyexponentialScheduler", S, "custom sampling (sigmas)", ("steps", "sigma_max", "sigma_min", "rho"),
    (), ("SIGMAS",))
 _u("SDTurboScheduler", S, "custom sampling (sigmas)", ("steps", "denoise"), ("model",), ("SIGMAS",))
 _u("BetaSamplingScheduler", S, "custom sampling (sigmas)", ("steps", "alpha", "beta"), ("model",), ("SIGMAS",))
 _u("AlignYourStepsScheduler", S, "custom sampling (sigmas)", ("model_type", "steps", "denoise"), (), ("SIGMAS",))
-_u("SplitSigmas", S, "custom sampling (sigmas)", ("step",), ("sigmas",), ("high_sigmas", "low_sigmas"))
 _u("RandomNoise", S, "custom sampling (noise)", ("noise_seed", CONTROL), (), ("NOISE",))
 _u("DisableNoise", S, "custom sampling (noise)", (), (), ("NOISE",))
 _u("BasicGuider", S, "custom sampling (guiders)", (), ("model", "conditioning"), ("GUIDER",))
@@ -103,19 +79,8 @@ _u("CFGGuider", S, "custom sampling (guiders)", ("cfg",), ("model", "positive", 
 # latents
 _u("LatentUpscale", L, "resizing latents to a size (latent_upscale takes a factor)",
    ("upscale_method", "width", "height", "crop"), ("samples",), ("LATENT",))
-_u("LatentComposite", L, "latent compositing", ("x", "y", "feather"), ("samples_to", "samples_from"),
-   ("LATENT",))
-_u("LatentCompositeMasked", L, "latent compositing", ("x", "y", "resize_source"),
-   ("destination", "source", "mask"), ("LATENT",))
-_u("LatentBlend", L, "latent blending", ("blend_factor",), ("samples1", "samples2"), ("LATENT",))
-_u("LatentBatch", L, "latent batches", (), ("samples1", "samples2"), ("LATENT",))
-_u("LatentFromBatch", L, "latent batches", ("batch_index", "length"), ("samples",), ("LATENT",))
-_u("RepeatLatentBatch", L, "latent batches", ("amount",), ("samples",), ("LATENT",))
 _u("LatentRotate", L, "latent transforms", ("rotation",), ("samples",), ("LATENT",))
 _u("LatentFlip", L, "latent transforms", ("flip_method",), ("samples",), ("LATENT",))
-_u("LatentCrop", L, "latent transforms", ("width", "height", "x", "y"), ("samples",), ("LATENT",))
-_u("SaveLatent", L, "latent files", ("filename_prefix",), ("samples",), ())
-_u("LoadLatent", L, "latent files", ("latent",), (), ("LATENT",))
 
 # images
 _u("ImageScaleBy", I, "resizing by a factor (resize_image takes a width and height, and the "

@@ -50,14 +50,6 @@ class Link:
         return {"node": self.node, "output": self.output}
 
 
-@dataclass(frozen=True)
-class MaskOf:
-    """The inpainting mask a latent carries (ComfyUI keeps it inside the latent, Loom's
-    ``sample`` takes it as an input): filled in once every node is mapped."""
-
-    latent: Any
-
-
 @dataclass
 class CNode:
     """One ComfyUI node, from either format."""

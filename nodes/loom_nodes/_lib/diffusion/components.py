@@ -18,8 +18,10 @@ from loom.types import VAE, Conditioning, Denoiser, Scheduler, TextEncoder
 from ..patches import Patch, applied
 from . import preview
 from .controlnet import ControlBatch, controls
+from .embeddings import Embedding, injected, slots, split
 from .families import downscale_factor, latent_family
 from .prompt import apply_weights, chunk_tokens, is_unweighted, parse_weights, plain_text
+from .sdxl import time_ids
 from .tiling import tiled
 
 log = logging.getLogger(__name__)
@@ -126,8 +128,23 @@ class ClipPart:
     pooled: bool = False         # give the projected pooled output (SDXL's second encoder)
 
 
+def clip_states(model: Any, layer: str, out: Any, skip: int) -> torch.Tensor:
+    """The token states that condition the UNet: ``layer``, moved ``skip - 1`` layers down.
+
+    As diffusers' ``clip_skip = skip - 1``: below the last layer the final layer norm is applied
+    (SD 1.x/2.x); SDXL's penultimate-layer states are taken as they are.
+    """
+    if layer == "last":
+        if skip <= 1:
+            return out.last_hidden_state
+        return getattr(model, "text_model", model).final_layer_norm(out.hidden_states[-skip])
+    return out.hidden_states[-1 - max(skip, 1)]
+
+
 class ClipTextEncoder(Patchable, TextEncoder):
     """CLIP text encoder(s): SD 1.x/2.x (one) or SDXL (two, states concatenated + pooled)."""
+
+    clip_skip: int = 1  # 1: each model's own layer; k > 1: k − 1 layers below it (clip_set_last_layer)
 
     def __init__(self, parts: list[ClipPart], family: str, name: str = "") -> None:
         self.parts, self.family, self.name = parts, family, name
@@ -145,14 +162,17 @@ class ClipTextEncoder(Patchable, TextEncoder):
             cache[id(tok)] = frozenset([comma]) if comma not in (None, tok.unk_token_id) else frozenset()
         return cache[id(tok)]
 
-    def _ids(self, part: ClipPart, segments: list[tuple[str, float]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _ids(self, part: ClipPart, segments: list[tuple[str, float]],
+             slot_ids: dict[str, list[int]] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         tok = part.tokenizer
         ids: list[int] = []
         weights: list[float] = []
         for text, w in segments:
-            t = tok(text, add_special_tokens=False, truncation=False)["input_ids"] if text else []
-            ids += t
-            weights += [w] * len(t)
+            for piece, is_emb in split(text) if slot_ids else [(text, False)]:
+                t = slot_ids[piece] if is_emb and slot_ids else (
+                    tok(piece, add_special_tokens=False, truncation=False)["input_ids"] if piece else [])
+                ids += t
+                weights += [w] * len(t)
         length = int(getattr(tok, "model_max_length", 77) or 77)
         if length > 4096:
             length = 77
@@ -165,15 +185,22 @@ class ClipTextEncoder(Patchable, TextEncoder):
             wrows.append([1.0] + c_w + [1.0] + [1.0] * n)
         return torch.tensor(rows), torch.tensor(wrows)
 
-    def encode(self, prompt: str, manager: Any, device: torch.device) -> Conditioning:
-        """Prompt (with optional weighting syntax) → Conditioning (1, T, D) on the CPU."""
+    def encode(self, prompt: str, manager: Any, device: torch.device,
+               embeddings: dict[str, Embedding] | None = None) -> Conditioning:
+        """Prompt (with optional weighting syntax) → Conditioning (1, T, D) on the CPU.
+
+        ``embeddings``: the textual inversions its ``embedding:name`` words name (see embeddings.py).
+        """
         segments = parse_weights(prompt)
         states, pooled = [], None
         with manager.use(*self.modules), applied(self.patches):
-            for part in self.parts:
-                ids, weights = self._ids(part, segments)
-                out = part.model(ids.to(device), output_hidden_states=part.layer != "last")
-                h = out.last_hidden_state if part.layer == "last" else out.hidden_states[-2]
+            for i, part in enumerate(self.parts):
+                width = part.model.get_input_embeddings().weight.shape[-1]
+                slot_ids, vectors = slots(embeddings or {}, i, len(self.parts), width, len(part.tokenizer))
+                ids, weights = self._ids(part, segments, slot_ids)
+                with injected(part.model, len(part.tokenizer), vectors):
+                    out = part.model(ids.to(device), output_hidden_states=part.layer != "last" or self.clip_skip > 1)
+                h = clip_states(part.model, part.layer, out, self.clip_skip)
                 h = apply_weights(h.float(), weights).cpu()
                 states.append(h.reshape(1, -1, h.shape[-1]))
                 if part.pooled:
@@ -241,7 +268,7 @@ class DiffusionDenoiser(Patchable, Denoiser):
         self.scheduler_config = dict(scheduler_config)
         self.downscale = downscale
         cfg = unet.config
-        self.latent_channels = latent_channels or int(cfg.in_channels)
+        self.latent_channels = latent_channels or int(cfg.out_channels)  # inpainting UNets take more in
         self.cross_attention_dim = cfg.cross_attention_dim
         self.sdxl = getattr(cfg, "addition_embed_type", None) == "text_time"
         self.prediction_type = self.scheduler_config.get("prediction_type", "epsilon")
@@ -277,7 +304,7 @@ class DiffusionDenoiser(Patchable, Denoiser):
         if self.sdxl:
             pooled = cond.pooled
             assert pooled is not None
-            ids = torch.tensor([[height, width, 0, 0, height, width]], dtype=dtype)
+            ids = torch.tensor([time_ids(cond.extras, height, width, self.unet.config, pooled.shape[-1])], dtype=dtype)
             kw["added_cond_kwargs"] = {"text_embeds": expand(pooled).to(device, dtype),
                                        "time_ids": ids.expand(batch, -1).to(device)}
         kw["control"] = ControlBatch.build(controls(cond), batch, height, width, device, dtype)
@@ -287,7 +314,10 @@ class DiffusionDenoiser(Patchable, Denoiser):
         """Prediction (noise, v or x0, per the scheduler config) for latents ``x`` at ``t``.
 
         ControlNets in ``cond["control"]`` active at ``cond["step"]`` (step index, step count)
-        add their summed residuals to the UNet's down and middle blocks.
+        add their summed residuals to the UNet's down and middle blocks (T2I-Adapters: their
+        feature maps inside the down blocks). An inpainting model's
+        ``cond["concat"]`` (mask + masked-image latents, see ``inpaint.py``) is appended to the
+        latents' channels for the UNet only (ControlNets see the latents).
         """
         dtype = module_dtype(self.unet)
         extra: dict[str, Any] = {}
@@ -297,8 +327,13 @@ class DiffusionDenoiser(Patchable, Denoiser):
             if res is not None:
                 extra = {"down_block_additional_residuals": [d.to(dtype) for d in res[0]],
                          "mid_block_additional_residual": res[1].to(dtype)}
+            states = control.intrablock(cond.get("step"))  # T2I-Adapters' feature maps × strength
+            if states is not None:
+                extra["down_intrablock_additional_residuals"] = [f.to(dtype) for f in states]
+        concat = cond.get("concat")
+        x_in = x if concat is None else torch.cat([x, concat.to(x.device, x.dtype)], dim=1)
         with applied(self.patches):
-            out = self.unet(x.to(dtype), t, encoder_hidden_states=cond["encoder_hidden_states"],
+            out = self.unet(x_in.to(dtype), t, encoder_hidden_states=cond["encoder_hidden_states"],
                             added_cond_kwargs=cond.get("added_cond_kwargs"), return_dict=False, **extra)[0]
         return out.to(x.dtype)
 

@@ -6,7 +6,10 @@ a conditioning's ``extras["control"]`` tuple, so chained applies stack. The deno
 entries into a ``ControlBatch`` (hints resized and batched on the device) in ``unet_kwargs``;
 at every step ``ControlBatch.residuals`` runs each active ControlNet and sums the down/mid
 residuals, as diffusers' ``MultiControlNetModel`` does, for the UNet's
-``down_block_additional_residuals`` / ``mid_block_additional_residual``.
+``down_block_additional_residuals`` / ``mid_block_additional_residual``. T2I-Adapters
+(``t2i_adapter.py``) ride in the same entries: their feature maps are computed once in
+``build`` and ``ControlBatch.intrablock`` sums them × strength for the UNet's
+``down_intrablock_additional_residuals``.
 """
 from __future__ import annotations
 
@@ -30,7 +33,16 @@ Residuals = tuple[list[torch.Tensor], torch.Tensor]
 
 
 class ControlNet:
-    """A ControlNet model: steers a denoiser with a hint image (edges, depth, pose…)."""
+    """A ControlNet model (or T2I-Adapter): steers a denoiser with a hint image (edges, depth, pose…)."""
+
+    kind: str = "controlnet"        # or "t2i_adapter" (t2i_adapter.DiffusionT2IAdapter)
+    model: Any = None
+    name: str = ""
+    conditioning_channels: int = 3
+
+    def check_unet(self, unet: Any) -> None:
+        """Raise ValueError when this model was not made for ``unet``'s architecture."""
+        raise NotImplementedError(f"{type(self).__name__} does not say which models it fits")
 
 
 class DiffusionControlNet(ControlNet):
@@ -66,7 +78,7 @@ class ControlEntry:
     ``i / n < start`` or ``(i + 1) / n > end`` (diffusers' ``control_guidance_start/end``).
     """
 
-    control_net: DiffusionControlNet
+    control_net: ControlNet
     hint: torch.Tensor
     strength: float = 1.0
     start: float = 0.0
@@ -134,6 +146,8 @@ def prepare_hint(entry: ControlEntry, batch: int, height: int, width: int,
     want = entry.control_net.conditioning_channels
     if hint.shape[1] == 1 and want == 3:
         hint = hint.expand(-1, 3, -1, -1)
+    elif hint.shape[1] in (3, 4) and want == 1:  # a grey-input adapter (sketch): the mean of R, G, B
+        hint = hint[:, :3].mean(dim=1, keepdim=True)
     elif hint.shape[1] == 4 and want == 3:
         hint = hint[:, :3]
     if hint.shape[1] != want:
@@ -159,11 +173,14 @@ def prepare_hint(entry: ControlEntry, batch: int, height: int, width: int,
 
 @dataclass(frozen=True)
 class Segment:
-    """``size`` consecutive samples of a UNet batch, their control entries and prepared hints."""
+    """``size`` consecutive samples of a UNet batch, their control entries and prepared hints.
+
+    A T2I-Adapter's "hint" is its list of feature maps (float32, not yet scaled by strength).
+    """
 
     size: int
     entries: tuple[ControlEntry, ...]
-    hints: tuple[torch.Tensor, ...]
+    hints: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -184,6 +201,8 @@ class ControlBatch:
         """One segment of ``batch`` samples with each entry's hint prepared for ``height × width``."""
         entries = tuple(entries)
         hints = tuple(prepare_hint(e, batch, height, width, device, dtype) for e in entries)
+        hints = tuple(e.control_net.states(h) if e.control_net.kind != "controlnet" else h
+                      for e, h in zip(entries, hints))  # T2I-Adapters: feature maps, once per run
         return cls((Segment(batch, entries, hints),))
 
     @property
@@ -204,7 +223,7 @@ class ControlBatch:
             # every sample has the same controls: each ControlNet runs once on the whole batch
             total: Optional[Residuals] = None
             for k, entry in enumerate(first):
-                if entry.active(step):
+                if entry.active(step) and entry.control_net.kind == "controlnet":
                     hint = torch.cat([s.hints[k] for s in self.segments])
                     total = _add(total, run_control(entry, x, t, cond, hint))
             return total
@@ -216,7 +235,7 @@ class ControlBatch:
             sub = _rows(cond, rows, x.shape[0])
             total = None
             for entry, hint in zip(s.entries, s.hints):
-                if entry.active(step):
+                if entry.active(step) and entry.control_net.kind == "controlnet":
                     total = _add(total, run_control(entry, x[rows], _rows(t, rows, x.shape[0]), sub, hint))
             parts.append(total)
         like = next((p for p in parts if p is not None), None)
@@ -226,6 +245,29 @@ class ControlBatch:
         filled = [p if p is not None else _zeros(like, n) for p, n in zip(parts, sizes)]
         return ([torch.cat([p[0][j] for p in filled]) for j in range(len(like[0]))],
                 torch.cat([p[1] for p in filled]))
+
+
+    def intrablock(self, step: Optional[tuple[int, int]]) -> Optional[list[torch.Tensor]]:
+        """The active T2I-Adapters' feature maps × strength, summed per level (None without any).
+
+        A segment without adapters gets zeros, as a part without ControlNets does.
+        """
+        parts: list[Optional[list[torch.Tensor]]] = []
+        for s in self.segments:
+            total: Optional[list[torch.Tensor]] = None
+            for entry, states in zip(s.entries, s.hints):
+                if entry.control_net.kind != "controlnet" and entry.active(step):
+                    scaled = [f * entry.strength for f in states]
+                    total = scaled if total is None else [a + b for a, b in zip(total, scaled)]
+            parts.append(total)
+        like = next((p for p in parts if p is not None), None)
+        if like is None:
+            return None
+        if len(parts) == 1:
+            return like
+        filled = [p if p is not None else [torch.zeros((s.size, *f.shape[1:]), dtype=f.dtype, device=f.device)
+                                           for f in like] for p, s in zip(parts, self.segments)]
+        return [torch.cat([p[j] for p in filled]) for j in range(len(like))]
 
 
 def _rows(value: Any, rows: slice, batch: int) -> Any:

@@ -7,19 +7,23 @@ the original layout (``control_model.input_blocks…``, ``zero_convs``, ``input_
 in diffusers' key layout. Its config is read from the tensors' shapes; what shapes cannot
 tell follows the family's convention, as for checkpoints: SD 1.x keeps 8 attention heads,
 SD 2.x (1024-dim text) and SDXL keep 64-wide heads, GroupNorm has 32 groups, and an SDXL
-ControlNet's time-id embedding is 256 wide.
+ControlNet's time-id embedding is 256 wide. T2I-Adapters (folders whose config names a
+``T2IAdapter``, single files of adapter weights) are loaded by ``t2i_adapter.py`` and applied
+the same way.
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Union
 
 import torch
 
 from .controlnet import DiffusionControlNet
 from .infer_config import ids_after
 from .loading import ModelLoadError, loom_info, read_json
+from .t2i_adapter import DiffusionT2IAdapter, folder_is_adapter, is_adapter_state, load_adapter_folder, \
+    load_adapter_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +31,20 @@ LDM_PREFIX = "control_model."
 SDXL_TIME_EMBED = 256
 
 
-def load_controlnet_path(path: Path, device: torch.device, dtype: torch.dtype, name: str) -> DiffusionControlNet:
-    """A ControlNet from a diffusers folder or a single file (CPU float32 on a CPU device)."""
+def load_controlnet_path(path: Path, device: torch.device, dtype: torch.dtype,
+                         name: str) -> Union[DiffusionControlNet, DiffusionT2IAdapter]:
+    """A ControlNet or T2I-Adapter from a diffusers folder or a single file (CPU float32 on a CPU device)."""
     work = torch.float32 if device.type == "cpu" else dtype
     if path.is_dir():
+        if folder_is_adapter(path):
+            return load_adapter_folder(path, work, name)
         return DiffusionControlNet(_load_folder(path, work, name), name)
     from .single_file import read_state_dict
 
     sd = read_state_dict(path)
     try:
+        if is_adapter_state(sd):
+            return load_adapter_state_dict(sd, work, name)
         return DiffusionControlNet(load_state_dict(sd, work), name)
     except ModelLoadError as exc:
         raise ModelLoadError(f"{path.name}: {exc}") from exc
@@ -52,7 +61,7 @@ def _load_folder(folder: Path, dtype: torch.dtype, name: str) -> Any:
     cls = read_json(sub / "config.json").get("_class_name")
     if cls != "ControlNetModel":
         raise ModelLoadError(f"{name}: {sub / 'config.json'} describes {cls or 'no model class'}, not a "
-                             "ControlNetModel (T2I-Adapters and ControlNet-LoRAs are not supported)")
+                             "ControlNetModel or T2IAdapter (ControlNet-LoRAs are not supported)")
     try:
         return ControlNetModel.from_pretrained(sub, local_files_only=True, torch_dtype=dtype).eval()
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
@@ -69,7 +78,7 @@ def to_diffusers_keys(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     if not any(k.startswith(LDM_PREFIX + "input_hint_block.") or k.startswith("input_hint_block.") for k in keys):
         sample = ", ".join(keys[:3])
         raise ModelLoadError(f"not a ControlNet: no input_hint_block or controlnet_cond_embedding weights "
-                             f"(first keys: {sample}); ControlNet-LoRAs and T2I-Adapters are not supported")
+                             f"(first keys: {sample}); ControlNet-LoRAs are not supported")
     if any(k.startswith(LDM_PREFIX) for k in keys):
         flat = {k[len(LDM_PREFIX):]: v for k, v in sd.items() if k.startswith(LDM_PREFIX)}
     else:

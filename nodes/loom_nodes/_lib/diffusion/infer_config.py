@@ -89,9 +89,10 @@ def detect_family(sd: Mapping[str, Any]) -> str:
     conv_in, conv_out = sd[UNET_KEY].shape, sd.get(UNET_PREFIX + "out.2.weight")
     if conv_out is None:
         raise ModelLoadError(f"unrecognised UNet layout: no {UNET_PREFIX}out.2.weight")
-    if conv_in[1] != conv_out.shape[0]:
+    if conv_in[1] != conv_out.shape[0] and conv_in[1] != conv_out.shape[0] * 2 + 1:
+        # in = out × 2 + 1 (latents + mask + masked-image latents) is an inpainting model
         raise ModelLoadError(f"the UNet takes {conv_in[1]} channels and gives {conv_out.shape[0]} "
-                             "(an inpainting, instruct-pix2pix or upscaler model): not supported yet")
+                             "(an instruct-pix2pix or upscaler model): not supported yet")
     return family
 
 

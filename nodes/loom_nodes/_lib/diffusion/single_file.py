@@ -210,9 +210,14 @@ def _load(sd: dict[str, torch.Tensor], work: torch.dtype, name: str, prediction:
     if unet_cfg["cross_attention_dim"] != text_dim:
         raise ModelLoadError(f"the UNet attends to {unet_cfg['cross_attention_dim']}-dim text states but "
                              f"the text encoders give {text_dim}")
-    if unet_cfg["in_channels"] != vae_cfg["latent_channels"]:
-        raise ModelLoadError(f"the UNet takes {unet_cfg['in_channels']} latent channels but the VAE "
-                             f"makes {vae_cfg['latent_channels']}")
+    latent = vae_cfg["latent_channels"]
+    if unet_cfg["in_channels"] not in (latent, 2 * latent + 1) or unet_cfg["out_channels"] != latent:
+        raise ModelLoadError(f"the UNet takes {unet_cfg['in_channels']} channels and gives "
+                             f"{unet_cfg['out_channels']} but the VAE makes {latent}-channel latents (an "
+                             f"inpainting UNet takes {2 * latent + 1}: latents, mask, masked-image latents)")
+    if unet_cfg["in_channels"] != latent:
+        log.info("%s: an inpainting model (the UNet takes %d channels); give its prompts the image and mask "
+                 "with inpaint_conditioning", name, unet_cfg["in_channels"])
     info = {**info, "kind": "checkpoint", "arch": arch, "file": name,
             "inferred": {k: v for k, v in changed.items() if v}}
     log.info("%s: detected %s (%s)%s", name, info.get("title", arch), arch, _summary(changed))

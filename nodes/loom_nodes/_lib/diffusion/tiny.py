@@ -39,15 +39,18 @@ def tiny_tokenizer(folder: Path | None = None, pad: str = "<|endoftext|>", max_l
 
 def tiny_models(seed: int = 0, channels: tuple[int, ...] = (32, 64), cross_dim: int = 32,
                 vae_channels: tuple[int, ...] = (16, 16, 16, 16), text_layers: int = 2,
-                shift: float | None = None, scaling: float = 0.18215) -> dict[str, Any]:
-    """Random UNet2DConditionModel, AutoencoderKL (×8) and CLIPTextModel of SD's shapes."""
+                shift: float | None = None, scaling: float = 0.18215, in_channels: int = 4) -> dict[str, Any]:
+    """Random UNet2DConditionModel, AutoencoderKL (×8) and CLIPTextModel of SD's shapes.
+
+    ``in_channels=9`` makes an inpainting UNet (4 latents + 1 mask + 4 masked-image latents).
+    """
     from diffusers import AutoencoderKL, EulerDiscreteScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(seed)
     n = len(channels)
     unet = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=channels,
+        sample_size=8, in_channels=in_channels, out_channels=4, layers_per_block=1, block_out_channels=channels,
         down_block_types=("CrossAttnDownBlock2D",) * (n - 1) + ("DownBlock2D",),
         up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (n - 1),
         cross_attention_dim=cross_dim, attention_head_dim=8, norm_num_groups=min(32, channels[0]))

@@ -76,6 +76,11 @@ class RRDBConfig:
         """Output pixels per input pixel along each side."""
         return (1 << self.n_up) // self.unshuffle
 
+    @property
+    def multiple(self) -> int:
+        """Input sides must be divisible by this (the pixel-unshuffle factor)."""
+        return self.unshuffle
+
 
 class RRDBNet(nn.Module):
     """ESRGAN / Real-ESRGAN generator; input and output in [0, 1]."""
