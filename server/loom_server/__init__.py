@@ -2,6 +2,6 @@
 from __future__ import annotations
 
 from .app import create_app
-from .config import ServerConfig
+from .config import RayOptions, ServerConfig
 
-__all__ = ["create_app", "ServerConfig"]
+__all__ = ["create_app", "RayOptions", "ServerConfig"]

@@ -13,7 +13,7 @@ from .events import Hub
 from .queue_store import QueueStore
 from .security import error_middleware, guard_middleware
 from .state import CONFIG, HUB, REGISTRY_OVERRIDE, SETTINGS, STORE, WORKER
-from .worker import Worker
+from .workers import ThreadWorker, Worker
 
 if TYPE_CHECKING:
     from loom import Registry, Settings
@@ -54,17 +54,28 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
         log.warning("queued again %d run(s) cut off by the last shutdown: %s",
                     len(recovered), ", ".join(recovered))
     hub = Hub(config.ws_queue_limit)
-    worker = Worker(settings, store, hub.publish_text, asyncio.get_running_loop(),
-                    registry=app[REGISTRY_OVERRIDE],
-                    preview_interval_s=config.preview_interval_s,
-                    progress_interval_s=config.progress_interval_s)
+    worker = _make_worker(app, store, hub)
     app[STORE], app[HUB], app[WORKER] = store, hub, worker
     worker.start()
     try:
         yield
     finally:
-        await asyncio.get_running_loop().run_in_executor(None, worker.stop)
+        await worker.close()
         store.close()
+
+
+def _make_worker(app: web.Application, store: QueueStore, hub: Hub) -> Worker:
+    """The in-process thread worker, or with ``ServerConfig.ray`` the Ray actor worker."""
+    settings, config = app[SETTINGS], app[CONFIG]
+    intervals = {"preview_interval_s": config.preview_interval_s,
+                 "progress_interval_s": config.progress_interval_s}
+    loop = asyncio.get_running_loop()
+    if config.ray is not None:
+        from .workers.ray_pool import RayWorker  # Ray is an optional extra: imported on demand
+        return RayWorker(settings, store, hub.publish_text, loop, config.ray,
+                         registry=app[REGISTRY_OVERRIDE], **intervals)
+    return ThreadWorker(settings, store, hub.publish_text, loop,
+                        registry=app[REGISTRY_OVERRIDE], **intervals)
 
 
 async def _close_sockets(app: web.Application) -> None:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config import ServerConfig, is_loopback
+from .config import RayOptions, ServerConfig, is_loopback
 
 if TYPE_CHECKING:
     from loom import Settings
@@ -36,6 +36,15 @@ def add_serve_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-body-mb", type=float, default=16.0, help="largest JSON body (MB)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="another browser origin allowed to change state (repeatable)")
+    ray = p.add_argument_group("scale-out with Ray (pip install 'loom[ray]')")
+    ray.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                     help="run workflows on Ray actors: 'auto' (the default when the flag is "
+                          "bare) attaches to a local Ray or starts one; or a cluster ADDRESS")
+    ray.add_argument("--ray-workers", type=int, default=None, metavar="N",
+                     help="GPU actors (num_gpus=1 each; default: one per GPU of the cluster)")
+    ray.add_argument("--ray-cpu-workers", type=int, default=None, metavar="N",
+                     help="CPU actors, each with its share of the CPUs as torch threads "
+                          "(default: 1 when there are no GPU actors)")
 
 
 def _common_parent() -> argparse.ArgumentParser:
@@ -82,8 +91,15 @@ def serve_main(ns: argparse.Namespace) -> int:
     if not token and not is_loopback(host):
         token = secrets.token_urlsafe(24)
         print(f"listening on {host}: generated access token {token}", flush=True)
+    ray = None
+    if ns.ray is not None:
+        ray = RayOptions(address=ns.ray, gpu_workers=ns.ray_workers, cpu_workers=ns.ray_cpu_workers)
+    elif ns.ray_workers is not None or ns.ray_cpu_workers is not None:
+        print("loom serve: --ray-workers and --ray-cpu-workers need --ray", file=sys.stderr)
+        return 2
     config = ServerConfig(host=host, port=ns.port, token=token, max_upload_mb=ns.max_upload_mb,
-                          max_body_mb=ns.max_body_mb, allowed_origins=list(ns.allow_origin))
+                          max_body_mb=ns.max_body_mb, allowed_origins=list(ns.allow_origin),
+                          ray=ray)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -20,6 +20,21 @@ def is_loopback(host: str) -> bool:
 
 
 @dataclass
+class RayOptions:
+    """``loom serve --ray``: run workflows on Ray actors instead of the in-process thread."""
+
+    address: str | None = "auto"  # "auto": attach to a local cluster or start one; None: the
+    #                               Ray this process already initialised; else a cluster address
+    gpu_workers: int | None = None  # None: one actor per GPU of the cluster (num_gpus=1 each)
+    cpu_workers: int | None = None  # None: one when there are no GPU actors, else none
+    cpu_threads: int | None = None  # torch threads per CPU actor; None: the CPUs shared out
+    builtin_nodes: bool = True      # False: actors load only the custom_nodes folders (tests)
+    max_restarts: int = -1          # Ray restarts a dead actor (-1: always)
+    affinity_wait_s: float = 10.0   # how long a run may wait for the busy actor holding its models
+    actor_home: Path | None = None  # the actors' home when it is not the server's (files travel)
+
+
+@dataclass
 class ServerConfig:
     """How the server listens and what it accepts."""
 
@@ -34,6 +49,7 @@ class ServerConfig:
     ws_queue_limit: int = 50_000
     preview_interval_s: float = 0.2
     progress_interval_s: float = 0.05
+    ray: RayOptions | None = None  # None: the in-process worker thread (the default)
 
     def check(self) -> None:
         """Refuse unsafe combinations: a non-loopback address needs a token."""
@@ -42,6 +58,10 @@ class ServerConfig:
                              "(--token, or let `loom serve --listen` generate one)")
         if self.max_upload_mb <= 0 or self.max_body_mb <= 0:
             raise ValueError("size limits must be positive")
+        if self.ray is not None:
+            counts = (self.ray.gpu_workers, self.ray.cpu_workers, self.ray.cpu_threads)
+            if any(n is not None and n < 0 for n in counts):
+                raise ValueError("--ray-workers and --ray-cpu-workers must not be negative")
 
     @property
     def upload_limit(self) -> int:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 EVENT_TYPES = ("run.queued", "run.started", "node.started", "node.cached", "node.progress",
                "node.finished", "node.failed", "run.finished", "run.failed", "run.interrupted",
-               "run.cancelled")
+               "run.cancelled", "run.requeued")
 
 
 def jsonable(value: Any, depth: int = 0) -> Any:

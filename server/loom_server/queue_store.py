@@ -109,6 +109,25 @@ class QueueStore:
                              "WHERE id=?", (time.time(), row["id"]))
         return ClaimedRun(row["id"], row["workflow"], row["attempts"] + 1)
 
+    def queued_ids(self, limit: int = 64) -> list[str]:
+        """The ids of the first ``limit`` queued runs, in queue order (for a dispatcher)."""
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM runs WHERE status='queued' ORDER BY ord "
+                                    "LIMIT ?", (limit,)).fetchall()
+        return [r[0] for r in rows]
+
+    def claim(self, run_id: str) -> ClaimedRun | None:
+        """Mark one queued run as running and return it (None when it is not queued any more)."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT id, workflow, attempts FROM runs WHERE id=? AND "
+                                   "status='queued'", (run_id,)).fetchone()
+            if row is None:
+                return None
+            self._db.execute("UPDATE runs SET status='running', started=?, attempts=attempts+1 "
+                             "WHERE id=?", (time.time(), run_id))
+        return ClaimedRun(row["id"], row["workflow"], row["attempts"] + 1)
+
     def finish(self, run_id: str, status: str, result: dict[str, Any] | None = None,
                error: dict[str, Any] | None = None) -> None:
         """Record how a running run ended."""

@@ -96,7 +96,9 @@ async def system(request: web.Request) -> web.Response:
     """Versions, device, memory, loaded models, plugins and plugin load errors, queue state."""
     worker = await ready_worker(request)
     settings, config = request.app[SETTINGS], request.app[CONFIG]
-    device = await asyncio.get_running_loop().run_in_executor(None, _device_info, worker)
+    loop = asyncio.get_running_loop()
+    device = await loop.run_in_executor(None, _device_info, worker)
+    workers = await loop.run_in_executor(None, worker.describe)
     registry = worker.registry
     assert registry is not None
     body = {
@@ -110,6 +112,8 @@ async def system(request: web.Request) -> web.Response:
         "plugins": list(registry.plugins),
         "plugin_errors": [e.to_dict() for e in registry.plugin_errors],
         "queue": request.app[STORE].counts(),
+        "worker_kind": worker.kind,  # "thread" (in-process) or "ray"
+        "workers": workers,  # id, kind, state, device, pid, loaded models, current run
         "clients": len(request.app[HUB]),
         "paths": {"home": str(settings.home), "outputs": str(settings.outputs),
                   "inputs": str(settings.inputs), "user": str(settings.user),

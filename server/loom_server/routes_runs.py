@@ -14,7 +14,7 @@ from .security import ApiError, parse_json_body, read_body
 from .state import CONFIG, HUB, STORE, WORKER, ready_worker
 
 if TYPE_CHECKING:
-    from .worker import Worker
+    from .workers import Worker
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

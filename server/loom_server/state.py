@@ -9,7 +9,7 @@ from .config import ServerConfig
 from .events import Hub
 from .queue_store import QueueStore
 from .security import ApiError
-from .worker import Worker
+from .workers import Worker
 
 if TYPE_CHECKING:
     from loom import Registry, Settings
@@ -18,7 +18,7 @@ SETTINGS: web.AppKey["Settings"] = web.AppKey("settings")
 CONFIG = web.AppKey("config", ServerConfig)
 STORE = web.AppKey("store", QueueStore)
 HUB = web.AppKey("hub", Hub)
-WORKER = web.AppKey("worker", Worker)
+WORKER: web.AppKey[Worker] = web.AppKey("worker")
 REGISTRY_OVERRIDE: web.AppKey["Registry | None"] = web.AppKey("registry_override")
 
 

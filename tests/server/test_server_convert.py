@@ -31,14 +31,16 @@ async def test_convert_png_and_api_format_with_unmapped_nodes(client):
                              headers={"content-type": "image/png"})
     body = await resp.json()
     assert resp.status == 200 and body["report"]["source"].startswith("PNG ('workflow'")
-    assert body["workflow"]["nodes"]["9"]["inputs"]["denoise"] == 0.2
-    resp = await client.post("/api/convert", data=_bytes("api_lora_controlnet.json"))
+    assert body["workflow"]["nodes"]["9"]["inputs"]["start_step"] == 20   # the refiner's KSamplerAdvanced
+    resp = await client.post("/api/convert", data=_bytes("api_flux.json"))
     body = await resp.json()
     assert resp.status == 200 and body["report"]["complete"] is False
-    assert body["workflow"]["nodes"]["5"]["type"] == "comfyui:ControlNetLoader"
-    assert body["workflow"]["nodes"]["2"]["type"] == "load_lora"
+    assert body["workflow"]["nodes"]["1"]["type"] == "comfyui:UNETLoader"
+    assert body["workflow"]["nodes"]["1"]["comfyui"]["class_type"] == "UNETLoader"
+    assert body["workflow"]["nodes"]["6"]["type"] == "sample"
+    assert body["workflow"]["nodes"]["6"]["inputs"]["denoiser"] == {"node": "1", "output": "MODEL"}
     unmapped = {e["type"] for e in body["report"]["entries"] if e["kind"] == "unmapped"}
-    assert unmapped == {"ControlNetLoader", "ControlNetApplyAdvanced"}
+    assert unmapped == {"UNETLoader", "DualCLIPLoader"}
 
 
 async def test_a_loom_workflow_comes_back_as_it_is(client):
