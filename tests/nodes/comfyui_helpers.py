@@ -8,8 +8,10 @@ from PIL import Image
 
 FIXTURES = Path(__file__).resolve().parent / "comfyui_fixtures"
 # every checkpoint → the embedded model; LoRA files (which skip diffusers: replacements) → the
-# embedded random LoRA; upscale models keep their names (add_model_files puts a file there)
-EMBEDDED = {"*": "diffusers:embedded/shapes-ldm", "*.safetensors": "embedded/shapes-lora-random"}
+# embedded random LoRA; ControlNets (control_*.pth) → the embedded random ControlNet; upscale
+# models keep their names (add_model_files puts a file there)
+EMBEDDED = {"*": "diffusers:embedded/shapes-ldm", "*.safetensors": "embedded/shapes-lora-random",
+            "control_*": "embedded/shapes-controlnet-random"}
 
 # fixture → (every node mapped?, ComfyUI types left unmapped)
 EXPECT: dict[str, tuple[bool, set[str]]] = {
@@ -19,13 +21,12 @@ EXPECT: dict[str, tuple[bool, set[str]]] = {
     "ui_inpaint.json": (True, set()),
     "ui_inpaint_noise_mask.json": (True, set()),
     "ui_lora_stack.json": (True, set()),
-    "ui_controlnet.json": (False, {"ControlNetLoader", "ControlNetApplyAdvanced"}),
+    "ui_controlnet.json": (True, set()),
     "ui_hires_fix.json": (True, set()),
     "ui_upscale_model.json": (False, {"ImageScaleBy"}),
-    "ui_sd3.json": (False, {"ModelSamplingSD3", "ConditioningZeroOut", "ConditioningSetTimestepRange",
-                            "ConditioningCombine"}),
-    "ui_flux.json": (False, {"UNETLoader", "DualCLIPLoader", "FluxGuidance", "KSamplerSelect",
-                             "BasicScheduler", "RandomNoise", "BasicGuider", "SamplerCustomAdvanced"}),
+    "ui_sd3.json": (False, {"ModelSamplingSD3", "ConditioningSetTimestepRange"}),
+    "ui_flux.json": (False, {"UNETLoader", "DualCLIPLoader", "FluxGuidance", "RandomNoise", "BasicGuider",
+                             "SamplerCustomAdvanced"}),
     "ui_groups_reroutes_primitives.json": (True, set()),
     "ui_custom_nodes.json": (False, {"ZetaPromptStyler", "AcmeLatentSharpen",
                                      "7f3e2c1a-5b4d-4e6f-9a8b-0c1d2e3f4a5b"}),
@@ -33,19 +34,20 @@ EXPECT: dict[str, tuple[bool, set[str]]] = {
     "ui_image_ops.json": (True, set()),
     "ui_schema_v1.json": (True, set()),
     "ui_core_primitives.json": (True, set()),
-    "ui_conditioning_masks.json": (False, {"CLIPSetLastLayer", "ConditioningSetArea", "ConditioningSetMask",
-                                           "ConditioningCombine"}),
+    "ui_conditioning_masks.json": (True, set()),
     "ui_tiled_vae_clip_skip.json": (True, set()),
     "ui_bad_input.json": (False, set()),
     "ui_inpaint_paste_back.json": (True, set()),
     "ui_upscale_esrgan.json": (True, set()),
+    "ui_custom_sampling.json": (True, set()),
     "api_outpaint.json": (True, set()),
     "api_lora_stack.json": (True, set()),
     "api_sd15_txt2img.json": (True, set()),
     "api_sdxl_base_refiner.json": (True, set()),
     "api_img2img.json": (True, set()),
     "api_inpaint.json": (True, set()),
-    "api_lora_controlnet.json": (False, {"ControlNetLoader", "ControlNetApplyAdvanced"}),
+    "api_lora_controlnet.json": (True, set()),
+    "api_latent_conditioning_ops.json": (True, set()),
     "api_flux.json": (False, {"UNETLoader", "DualCLIPLoader"}),
     "api_custom_nodes.json": (False, {"LatentUpscale", "OmegaLatentColorShift"}),
     "api_prompt_wrapper.json": (True, set()),
@@ -61,6 +63,7 @@ MAPPED = sorted(k for k, (ok, _) in EXPECT.items() if ok)
 EXPORT_LEFT_OUT: dict[str, set[str]] = {
     "ui_inpaint_paste_back.json": {"grow_mask", "sharpen_image"},
     "api_outpaint.json": {"pad_for_outpaint", "blur_image", "mask_from_luminance"},
+    "ui_custom_sampling.json": {"sigmas"},   # its levels come from the model; ComfyUI's need numbers
 }
 
 

@@ -102,28 +102,40 @@ def test_sigma_and_spacing_options_match_the_installed_diffusers() -> None:
         assert (name in NO_SPACING_OPTION) == ("timestep_spacing" not in params), name
 
 
-def test_sdxl_base_and_refiner_become_two_passes() -> None:
+def test_sdxl_base_and_refiner_hand_over_their_noisy_latents() -> None:
     wf, report = convert(fixture("ui_sdxl_base_refiner.json"))
-    base, refiner = wf["nodes"]["8"]["inputs"], wf["nodes"]["9"]["inputs"]
-    assert (base["steps"], base["denoise"], base["seed"]) == (25, 1.0, 721)
-    assert (refiner["steps"], refiner["denoise"]) == (5, 0.2)
-    assert refiner["latent"] == {"node": "8", "output": "latent"}
-    assert refiner["denoiser"] == {"node": "2", "output": "denoiser"}
+    base, refiner = wf["nodes"]["8"], wf["nodes"]["9"]
+    assert base["type"] == refiner["type"] == "sample_advanced"
+    b, r = base["inputs"], refiner["inputs"]
+    assert (b["steps"], b["start_step"], b["end_step"], b["seed"]) == (25, 0, 20, 721)
+    assert (b["add_noise"], b["return_with_leftover_noise"]) == (True, True)
+    assert (r["steps"], r["start_step"], r["end_step"]) == (25, 20, 10000)
+    assert (r["add_noise"], r["return_with_leftover_noise"]) == (False, False)
+    assert r["latent"] == {"node": "8", "output": "latent"}
+    assert r["denoiser"] == {"node": "2", "output": "denoiser"}
     changed = {(e["node"], e["input"]) for e in report["entries"] if e["kind"] == "changed"}
-    assert {("8", "end_at_step"), ("9", "add_noise"), ("4", "text_l"), ("5", "ascore")} <= changed
+    assert {("4", "text_l"), ("5", "ascore")} <= changed
+    assert not {("8", "end_at_step"), ("9", "add_noise")} & changed   # the window is no longer changed
+    assert wf["nodes"]["7"]["inputs"]["vae"] == {"node": "1", "output": "vae"}
     assert wf["nodes"]["1"]["ui"]["title"] == "Base model"
 
 
-def test_inpainting_masks_reach_the_sampler() -> None:
+def test_inpainting_masks_ride_in_the_latent_to_the_sampler() -> None:
     wf, report = convert(fixture("ui_inpaint.json"))
-    assert wf["nodes"]["6"]["inputs"]["mask"] == {"node": "4", "output": "mask"}
-    assert wf["nodes"]["5"]["type"] == "vae_encode"
-    assert wf["nodes"]["4"]["inputs"]["image"] == "portrait_masked.png"
+    n = wf["nodes"]
+    assert n["5"]["type"] == "vae_encode" and n["5_mask"]["type"] == "set_latent_noise_mask"
+    assert n["5_mask"]["inputs"] == {"latent": {"node": "5", "output": "latent"},
+                                     "mask": {"node": "4", "output": "mask"}}
+    assert n["6"]["inputs"]["latent"] == {"node": "5_mask", "output": "latent"} and "mask" not in n["6"]["inputs"]
+    assert n["4"]["inputs"]["image"] == "portrait_masked.png"
     assert any(e["kind"] == "changed" and e["input"] == "grow_mask_by" for e in report["entries"])
-    wf, _ = convert(fixture("ui_inpaint_noise_mask.json"))   # through SetLatentNoiseMask and an upscale
-    sample = wf["nodes"]["9"]["inputs"]
-    assert sample["mask"] == {"node": "5", "output": "mask"} and sample["latent"]["node"] == "8"
-    assert "7" not in wf["nodes"]   # SetLatentNoiseMask dissolved
+    wf, report = convert(fixture("ui_inpaint_noise_mask.json"))   # SetLatentNoiseMask, then an upscale
+    n = wf["nodes"]
+    assert n["7"]["type"] == "set_latent_noise_mask"
+    assert n["7"]["inputs"]["mask"] == {"node": "5", "output": "mask"}
+    assert n["8"]["inputs"]["latent"] == {"node": "7", "output": "latent"}
+    assert n["9"]["inputs"]["latent"] == {"node": "8", "output": "latent"} and "mask" not in n["9"]["inputs"]
+    assert next(e for e in report["entries"] if e["node"] == "7")["status"] == "exact"
 
 
 def test_reroutes_primitives_notes_dissolve() -> None:
@@ -157,18 +169,20 @@ def test_muted_and_bypassed_nodes_behave_as_in_comfyui() -> None:
 
 
 def test_unmapped_nodes_stay_as_placeholders_with_their_links() -> None:
-    wf, report = convert(fixture("ui_controlnet.json"))
+    wf, report = convert(fixture("ui_flux.json"))
     n = wf["nodes"]
-    loader, apply = n["8"], n["10"]
-    assert loader["type"] == "comfyui:ControlNetLoader"
-    assert loader["inputs"] == {"control_net_name": "control_v11p_sd15_canny.pth"}
-    assert apply["inputs"]["control_net"] == {"node": "8", "output": "CONTROL_NET"}
-    assert apply["inputs"]["image"] == {"node": "9", "output": "image"}
-    assert (apply["inputs"]["strength"], apply["inputs"]["end_percent"]) == (0.9, 0.8)
-    assert n["5"]["inputs"]["positive"] == {"node": "10", "output": "positive"}
-    assert apply["comfyui"]["outputs"] == ["positive", "negative"] and apply["ui"]["pos"]
-    entry = next(e for e in report["entries"] if e["node"] == "8")
-    assert entry["kind"] == "unmapped" and entry["message"] == "no Loom node yet: ControlNet"
+    loader, guidance, sampler = n["1"], n["5"], n["11"]
+    assert loader["type"] == "comfyui:UNETLoader"
+    assert loader["inputs"] == {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}
+    assert guidance["inputs"] == {"conditioning": {"node": "4", "output": "conditioning"}, "guidance": 3.5}
+    assert n["4"]["inputs"]["encoder"] == {"node": "2", "output": "CLIP"}     # a mapped node fed by one
+    assert sampler["inputs"]["sampler"] == {"node": "7", "output": "scheduler"}   # a placeholder fed by one
+    assert n["7"]["type"] == "scheduler" and n["8"]["type"] == "sigmas"
+    assert n["12"]["inputs"]["latent"] == {"node": "11", "output": "output"}
+    assert sampler["comfyui"]["outputs"] == ["output", "denoised_output"] and sampler["ui"]["pos"]
+    entry = next(e for e in report["entries"] if e["node"] == "1")
+    assert entry["kind"] == "unmapped"
+    assert entry["message"] == "no Loom node yet: a diffusion-model-only loader (SD3, Flux)"
 
 
 def test_custom_nodes_and_subgraphs_are_named_in_the_report() -> None:
@@ -301,7 +315,8 @@ def test_masks_and_paste_back_carry_their_values() -> None:
     assert n["7"]["inputs"] == {"value": 1.0, "width": 512, "height": 512}
     assert n["8"]["inputs"] == {"a": {"node": "6", "output": "mask"}, "b": {"node": "7", "output": "mask"},
                                 "operation": "multiply"}
-    assert n["11"]["inputs"]["mask"] == {"node": "8", "output": "mask"}   # SetLatentNoiseMask → sample.mask
+    assert n["10"]["inputs"]["mask"] == {"node": "8", "output": "mask"}   # SetLatentNoiseMask
+    assert n["11"]["inputs"]["latent"] == {"node": "10", "output": "latent"}
     assert n["13"]["inputs"] == {"destination": {"node": "4", "output": "image"},
                                  "source": {"node": "12", "output": "image"}, "x": 0, "y": 0,
                                  "mask": {"node": "5", "output": "mask"}}
@@ -319,7 +334,8 @@ def test_outpaint_blur_crop_and_upscale_values() -> None:
     assert n["3"]["inputs"] == {"image": {"node": "2", "output": "image"}, "fill": "gray", "left": 0,
                                 "top": 0, "right": 256, "bottom": 64, "feathering": 40}
     assert n["4"]["inputs"]["count"] == 2 and n["13"]["inputs"]["sigma"] == 2.0
-    assert n["8"]["inputs"]["mask"] == {"node": "3", "output": "mask"}
+    assert n["7_mask"]["inputs"]["mask"] == {"node": "3", "output": "mask"}   # VAEEncodeForInpaint's mask
+    assert n["8"]["inputs"]["latent"] == {"node": "7_mask", "output": "latent"}
     assert (n["11_image"]["type"], n["11"]["type"], n["11_mask"]["type"]) == (
         "mask_to_image", "crop_image", "mask_from_luminance")
     assert n["11"]["inputs"]["x"] == 256 and n["12"]["inputs"]["mask"] == {"node": "11_mask", "output": "mask"}

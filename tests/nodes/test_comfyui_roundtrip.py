@@ -59,13 +59,13 @@ def test_round_trip_through_the_api_format_keeps_the_graph(name: str) -> None:
 
 
 def test_unmapped_nodes_are_written_back_as_they_came() -> None:
-    wf, _ = convert(fixture("api_lora_controlnet.json"))
+    wf, _ = convert(fixture("api_flux.json"))
     prompt, report = export(wf)
-    original = json.loads(fixture("api_lora_controlnet.json"))
-    for nid in ("2", "5", "7"):
+    original = json.loads(fixture("api_flux.json"))
+    for nid in ("1", "2", "4", "6"):
         assert prompt[nid]["class_type"] == original[nid]["class_type"]
         assert prompt[nid]["inputs"] == original[nid]["inputs"]
-    assert prompt["9"]["inputs"]["negative"] == ["7", 1]
+    assert prompt["6"]["inputs"]["model"] == ["1", 0] and prompt["4"]["inputs"]["clip"] == ["2", 0]
     back, _ = convert(prompt)
     assert graph(back) == graph(wf)
 
@@ -107,6 +107,9 @@ def test_loom_nodes_without_a_comfyui_counterpart_are_reported() -> None:
 def test_a_mask_and_tiles_export_as_their_comfyui_nodes() -> None:
     wf, _ = convert(fixture("ui_inpaint_noise_mask.json"))
     prompt, _ = export(wf)
+    assert prompt["7"]["class_type"] == "SetLatentNoiseMask" and prompt["8"]["inputs"]["samples"] == ["7", 0]
+    wf["nodes"]["9"]["inputs"]["mask"] = {"node": "5", "output": "mask"}   # Loom's own mask input
+    prompt, _ = export(wf)
     assert prompt["9_mask"]["class_type"] == "SetLatentNoiseMask"
     assert prompt["9"]["inputs"]["latent_image"] == ["9_mask", 0]
     wf, _ = convert(fixture("ui_tiled_vae_clip_skip.json"))
@@ -144,9 +147,9 @@ def test_cli_import_export_validate(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "mapped    3 KSampler" in r.stdout and Workflow.load(out).nodes["4"]["inputs"] == {
         "model": "embedded/shapes-ldm"}
-    r = loom_cli("import-comfy", FIXTURES / "ui_controlnet.json", cwd=tmp_path)
-    assert r.returncode == 3 and "unmapped  8 ControlNetLoader: no Loom node yet: ControlNet" in r.stderr
-    assert json.loads(r.stdout)["nodes"]["8"]["type"] == "comfyui:ControlNetLoader"
+    r = loom_cli("import-comfy", FIXTURES / "ui_flux.json", cwd=tmp_path)
+    assert r.returncode == 3 and "unmapped  5 FluxGuidance: no Loom node yet: Flux guidance" in r.stderr
+    assert json.loads(r.stdout)["nodes"]["1"]["type"] == "comfyui:UNETLoader"
     r = loom_cli("import-comfy", FIXTURES / "bad_truncated.json", cwd=tmp_path)
     assert r.returncode == 1 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
     api = tmp_path / "api.json"

@@ -34,25 +34,24 @@ def test_drop_a_comfyui_json_opens_it_with_the_report(canvas: Any) -> None:
 
 
 def test_unmapped_nodes_are_placeholders_that_keep_their_data(canvas: Any, console: Any) -> None:
-    console.allow("404")  # the workflow names an input image (edges.png) that was never uploaded
-    drop_file(canvas, _text("ui_controlnet.json"), "robot.json", "application/json")
+    drop_file(canvas, _text("ui_flux.json"), "neon.json", "application/json")
     canvas.wait_for_selector("#import-report .state.incomplete")
-    canvas.wait_for_selector(".toast.error:has-text('comfyui:ControlNetLoader')")
-    assert canvas.evaluate("window.loom.nodeById('8').has_errors")
-    loader = exported(canvas)["nodes"]["8"]
-    assert loader["type"] == "comfyui:ControlNetLoader"
-    assert loader["comfyui"]["class_type"] == "ControlNetLoader"
-    assert loader["inputs"]["control_net_name"] == "control_v11p_sd15_canny.pth"
-    canvas.click("#import-report li.unmapped[data-node='10']")
+    canvas.wait_for_selector(".toast.error:has-text('comfyui:UNETLoader')")
+    assert canvas.evaluate("window.loom.nodeById('1').has_errors")
+    loader = exported(canvas)["nodes"]["1"]
+    assert loader["type"] == "comfyui:UNETLoader"
+    assert loader["comfyui"]["class_type"] == "UNETLoader"
+    assert loader["inputs"]["unet_name"] == "flux1-dev.safetensors"
+    canvas.click("#import-report li.unmapped[data-node='5']")
     settle(canvas)
-    assert canvas.evaluate("Object.keys(window.loom.canvas.selected_nodes)") == ["10"]
+    assert canvas.evaluate("Object.keys(window.loom.canvas.selected_nodes)") == ["5"]
 
 
 def test_drop_a_comfyui_png_and_load_an_api_file(canvas: Any, tmp_path: Path) -> None:
     drop_file(canvas, _data_url("png_sdxl_workflow.png"), "teapot.png", "image/png", is_url=True)
     canvas.wait_for_function("document.querySelector('#wf-title').textContent === 'teapot'")
     wf = exported(canvas)
-    assert wf["nodes"]["9"]["inputs"]["denoise"] == 0.2 and wf["nodes"]["2"]["ui"]["title"] == "Refiner model"
+    assert wf["nodes"]["9"]["inputs"]["start_step"] == 20 and wf["nodes"]["2"]["ui"]["title"] == "Refiner model"
     canvas.wait_for_selector("#import-report .title:has-text('teapot.png')")
     path = tmp_path / "fox_api.json"
     path.write_text(_text("api_sd15_txt2img.json"), encoding="utf-8")

@@ -276,6 +276,27 @@ class _Export:
         self.emit(nid, "KSampler", inputs, entry)
         self.report.add("mapped", self.cnode(nid), f"→ KSampler ({sampler_name}, {scheduler}){masked}")
 
+    def scheduler(self, nid: str, entry: dict[str, Any]) -> None:
+        """Written into the KSampler(s) that use it; one that also feeds something else (a
+        SamplerCustom, a sigmas node) becomes a KSamplerSelect as well."""
+        users = [n for n in self.nodes.values() if isinstance(n, dict) and any(
+            is_link(v) and v["node"] == nid for v in (n.get("inputs") or {}).values())]
+        if users and all(n.get("type") == "sample" or (n.get("type") == "sample_advanced" and not
+                                                       is_link((n.get("inputs") or {}).get("sigmas")))
+                         for n in users):
+            self.report.add("dissolved", self.cnode(nid), "written into the KSampler that uses it")
+            return
+        s = {**DEFAULTS["scheduler"], **(entry.get("inputs") or {})}
+        if is_link(s["name"]):
+            self.unmapped(nid, "its solver name comes from a link; left out")
+            return
+        sampler_name, _, _ = to_comfy(str(s["name"]), "default", "default")
+        if (s["sigmas"], s["spacing"]) != ("default", "default"):
+            self.changed(nid, f"sigmas={s['sigmas']}, spacing={s['spacing']}: KSamplerSelect names the "
+                              "solver only (the linked sigmas set the levels)")
+        self.emit(nid, "KSamplerSelect", {"sampler_name": sampler_name}, entry)
+        self.mapped(nid, f"KSamplerSelect ({sampler_name})")
+
     def placeholder(self, nid: str, entry: dict[str, Any]) -> None:
         data = entry.get("comfyui") if isinstance(entry.get("comfyui"), dict) else {}
         class_type = str(data.get("class_type") or entry["type"][len(PLACEHOLDER_PREFIX):])
@@ -296,7 +317,7 @@ class _Export:
             elif t == "sample":
                 self.sample(nid, entry)
             elif t == "scheduler":
-                self.report.add("dissolved", self.cnode(nid), "written into the KSampler that uses it")
+                self.scheduler(nid, entry)
             elif t in SIMPLE:
                 self.simple(nid, entry)
             elif t in CUSTOM:

@@ -139,12 +139,32 @@ def apply_controlnet(job: "_Export", nid: str, entry: dict[str, Any], given: dic
     return True
 
 
+def sampler_custom(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
+    """SamplerCustom (its scheduler as KSamplerSelect): the whole of the linked sigmas, with the
+    leftover noise of a schedule that ends above 0 — what SamplerCustom's output is."""
+    sched = given.get("scheduler")
+    whole = given["start_step"] == 0 and given["end_step"] >= 10000 and given["return_with_leftover_noise"] is True
+    if not (whole and is_link(sched)) or given.get("mask") is not None:
+        job.unmapped(nid, "linked sigmas with a step window, a noise mask or a clean last step: "
+                          "ComfyUI's SamplerCustom runs the whole schedule and KSamplerAdvanced "
+                          "takes no sigmas; left out")
+        return False
+    add_noise = given["add_noise"]
+    inputs = {"add_noise": job.value(nid, "add_noise", add_noise), "noise_seed": job.value(nid, "seed", given["seed"]),
+              "cfg": job.value(nid, "cfg", given["cfg"]), "model": job.value(nid, "denoiser", given.get("denoiser")),
+              "positive": job.value(nid, "positive", given.get("positive")),
+              "negative": job.value(nid, "negative", given.get("negative")),
+              "sampler": [str(sched["node"]), 0], "sigmas": job.value(nid, "sigmas", given.get("sigmas")),
+              "latent_image": job.value(nid, "latent", given.get("latent"))}
+    job.emit(nid, "SamplerCustom", inputs, entry)
+    job.mapped(nid, "SamplerCustom")
+    return True
+
+
 def sample_advanced(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
     """KSamplerAdvanced: the same window, add_noise and leftover noise ("enable"/"disable")."""
     if given.get("sigmas") is not None:
-        job.unmapped(nid, "linked sigmas: ComfyUI's KSamplerAdvanced takes none and SamplerCustom "
-                          "has no step window; left out")
-        return False
+        return sampler_custom(job, nid, entry, given)
     sampler_name, scheduler = job.sampler_names(nid, given)
     latent, masked = job.noise_masked(nid, given)
 

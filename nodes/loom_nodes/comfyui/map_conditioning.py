@@ -101,10 +101,11 @@ def inpaint_model_conditioning(ctx: Mapper, node: CNode) -> None:
     nid = ctx.add(node, "inpaint_conditioning", inputs)
     for slot, out in enumerate(("positive", "negative", "latent")):
         ctx.output(node, slot, ctx.link(nid, out))
-    ctx.mapped(node, [nid], "approximate", "Loom builds the mask and masked-image channels as "
-                                           "diffusers' inpainting pipeline does (mask binarized, "
-                                           "shrunk by nearest neighbour); ComfyUI resizes its mask "
-                                           "to the latent its own way: edges may differ")
+    ctx.mapped(node, [nid], "approximate", "the masked image is greyed where the mask is at "
+                                           "least 0.5 in both; Loom's mask channel is that binary "
+                                           "mask shrunk by nearest neighbour (as diffusers' "
+                                           "inpainting pipeline), ComfyUI passes the soft mask and "
+                                           "resizes it itself: soft edges differ")
 
 
 def canny(ctx: Mapper, node: CNode) -> None:
@@ -116,8 +117,9 @@ def canny(ctx: Mapper, node: CNode) -> None:
     nid = ctx.add(node, "canny_edges", inputs)
     ctx.output(node, 0, ctx.link(nid, "image"))
     ctx.mapped(node, [nid], "approximate", "the same thresholds and a blur of sigma 1; ComfyUI "
-                                           "(kornia) blurs with a 5×5 kernel, Loom (scikit-image) "
-                                           "with a full Gaussian: edges match up to single pixels")
+                                           "(kornia) greys with Rec. 601 weights and blurs with a "
+                                           "5×5 kernel, Loom (scikit-image) with Rec. 709 weights "
+                                           "and a full Gaussian: edges match up to single pixels")
 
 
 _C = ("CONDITIONING",)
@@ -175,7 +177,9 @@ define(Spec("InpaintModelConditioning", FAMILY, ("noise_mask",), variants=((),),
             inputs=("positive", "negative", "vae", "pixels", "mask"), outputs=("positive", "negative", "latent"),
             loom="inpaint_conditioning", status="approximate", handler=inpaint_model_conditioning,
             display="InpaintModelConditioning",
-            note="the extra channels as diffusers builds them (binary mask, nearest shrink)"))
+            note="the mask channel is binary and shrunk by nearest neighbour (as diffusers); "
+                 "ComfyUI passes the soft mask"))
 define(Spec("Canny", FAMILY, ("low_threshold", "high_threshold"), inputs=("image",), outputs=("IMAGE",),
             loom="canny_edges", status="approximate", handler=canny, display="Canny",
-            note="the same thresholds on the Sobel gradient; the blur kernels differ (edges within a pixel)"))
+            note="the same thresholds on the Sobel gradient; grey weights and blur kernels differ "
+                 "(edges within a pixel)"))

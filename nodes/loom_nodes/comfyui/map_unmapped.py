@@ -47,9 +47,9 @@ _u("ConditioningSetAreaStrength", C, "a strength without an area or mask (set_ar
    "need one)", ("strength",), ("conditioning",), ("CONDITIONING",))
 _u("ConditioningSetTimestepRange", C, "timestep ranges", ("start", "end"), ("conditioning",),
    ("CONDITIONING",))
-_u("ControlNetApplySD3", C, "ControlNet", ("strength", "start_percent", "end_percent"),
+_u("ControlNetApplySD3", C, "SD3/Flux ControlNets", ("strength", "start_percent", "end_percent"),
    ("positive", "negative", "control_net", "vae", "image"), ("positive", "negative"))
-_u("SetUnionControlNetType", C, "ControlNet", ("type",), ("control_net",), ("CONTROL_NET",))
+_u("SetUnionControlNetType", C, "union ControlNets (a control-type selector)", ("type",), ("control_net",), ("CONTROL_NET",))
 _u("CLIPVisionEncode", C, "CLIP vision", (), ("clip_vision", "image"), ("CLIP_VISION_OUTPUT",))
 _u("StyleModelApply", C, "style models", (), ("conditioning", "style_model", "clip_vision_output"),
    ("CONDITIONING",))

@@ -2,8 +2,8 @@
 
     python tests/nodes/comfyui_fixtures/build_fixtures.py
 
-The graphs are in fixtures_ui_a.py, fixtures_ui_b.py (UI format) and fixtures_api.py (API
-format); PNGs carry them in ``workflow`` / ``prompt`` tEXt chunks as ComfyUI saves them. The
+The graphs are in fixtures_ui_a.py, fixtures_ui_b.py (UI format), fixtures_api.py (API
+format), fixtures_masks.py and fixtures_diffusion.py (both); PNGs carry them in ``workflow`` / ``prompt`` tEXt chunks as ComfyUI saves them. The
 hand-written ``ui_sd15_txt2img.json`` and ``ui_schema_v1.json`` are not touched.
 """
 from __future__ import annotations
@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import fixtures_api as A
+import fixtures_diffusion as D
 import fixtures_masks as K
 import fixtures_ui_a as U1
 import fixtures_ui_b as U2
@@ -28,12 +29,14 @@ UI_GRAPHS = {
     "ui_core_primitives": U2.core_primitives, "ui_conditioning_masks": U2.conditioning_masks,
     "ui_tiled_vae_clip_skip": U2.tiled_vae_clip_skip, "ui_bad_input": U2.bad_input,
     "ui_inpaint_paste_back": K.inpaint_paste_back, "ui_upscale_esrgan": K.upscale_esrgan,
+    "ui_custom_sampling": D.custom_sampling,
 }
 API_PROMPTS = {
     "api_sd15_txt2img": A.sd15_txt2img, "api_sdxl_base_refiner": A.sdxl_base_refiner,
     "api_img2img": A.img2img, "api_inpaint": A.inpaint, "api_lora_controlnet": A.lora_controlnet,
     "api_flux": A.flux, "api_custom_nodes": A.custom_nodes, "api_prompt_wrapper": A.prompt_wrapper,
     "api_bad_input": A.bad_input, "api_outpaint": K.outpaint, "api_lora_stack": K.lora_stack,
+    "api_latent_conditioning_ops": D.latent_conditioning_ops,
 }
 
 

@@ -70,6 +70,11 @@ SIG: dict[str, tuple[list[tuple[str, str]], list[tuple[str, str]]]] = {
     "ImageSharpen": ([("image", I)], [(I, I)]), "ImageBlur": ([("image", I)], [(I, I)]),
     "ImageFromBatch": ([("image", I)], [(I, I)]), "RepeatImageBatch": ([("image", I)], [(I, I)]),
     "LoraLoaderModelOnly": ([("model", M)], [(M, M)]),
+    "SamplerCustom": ([("model", M), ("positive", C), ("negative", C), ("sampler", "SAMPLER"),
+                       ("sigmas", "SIGMAS"), ("latent_image", L)], [("output", L), ("denoised_output", L)]),
+    "KarrasScheduler": ([], [("SIGMAS", "SIGMAS")]),
+    "SplitSigmas": ([("sigmas", "SIGMAS")], [("high_sigmas", "SIGMAS"), ("low_sigmas", "SIGMAS")]),
+    "FlipSigmas": ([("sigmas", "SIGMAS")], [("SIGMAS", "SIGMAS")]),
 }
 
 
