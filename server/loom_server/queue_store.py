@@ -9,7 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from loom.workflow import parse_json
 
@@ -76,8 +76,12 @@ class QueueStore:
             self._db.close()
 
     # --- the queue ---------------------------------------------------------------
-    def add(self, workflow: dict[str, Any], front: bool = False) -> tuple[str, int]:
-        """Queue a workflow; returns (run id, position) where position 0 runs next."""
+    def add(self, workflow: dict[str, Any], front: bool = False,
+            on_added: Callable[[str, int], None] | None = None) -> tuple[str, int]:
+        """Queue a workflow; returns (run id, position) where position 0 runs next.
+
+        ``on_added(run_id, position)`` is called before any worker can claim the run (the
+        store's lock is still held): what it announces comes before the run's own events."""
         run_id = uuid.uuid4().hex[:16]
         meta = workflow.get("meta")
         title = meta.get("title") if isinstance(meta, dict) else None
@@ -95,6 +99,8 @@ class QueueStore:
                 (run_id, "queued", ord_, time.time(), title if isinstance(title, str) else None, text))
             pos = self._db.execute("SELECT COUNT(*) FROM runs WHERE status='queued' AND ord<?",
                                    (ord_,)).fetchone()[0]
+            if on_added is not None:
+                on_added(run_id, pos)
         return run_id, pos
 
     def claim_next(self) -> ClaimedRun | None:

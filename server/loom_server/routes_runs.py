@@ -31,9 +31,6 @@ async def queue_run(request: web.Request) -> web.Response:
     worker = await ready_worker(request)
     run_id, position, front = await asyncio.get_running_loop().run_in_executor(
         None, _accept, data, worker, request.app[STORE])
-    running = worker.current is not None
-    request.app[HUB].publish({"type": "run.queued", "run": run_id, "position": position,
-                              "front": front, "running": running, "created": time.time()})
     worker.wake()
     return web.json_response({"id": run_id, "position": position}, status=201)
 
@@ -70,8 +67,12 @@ def _accept(data: bytes, worker: "Worker", store: QueueStore) -> tuple[str, int,
         problem = {"node": exc.node, "input": None, "code": "bad_node",
                    "message": f"migrating from version {exc.from_version} failed: {exc.message}"}
         raise ApiError(400, f"{exc.node}: {problem['message']}", problems=[problem]) from None
-    run_id, position = store.add(plan.document, front=front)
-    worker.offer_plan(run_id, plan)
+    def added(run_id: str, position: int) -> None:
+        """Before any worker can claim the run: hand over the plan, announce run.queued."""
+        worker.offer_plan(run_id, plan)
+        worker.announce({"type": "run.queued", "run": run_id, "position": position, "front": front,
+                  "running": worker.current is not None, "created": time.time()})
+    run_id, position = store.add(plan.document, front=front, on_added=added)
     return run_id, position, front
 
 

@@ -40,6 +40,10 @@ class Worker(Protocol):
     async def wait_ready(self, timeout: float = 120.0) -> bool:
         """Wait until the registry is built; False on timeout."""
 
+    def announce(self, event: dict[str, Any]) -> None:
+        """Publish an event in order with the worker's own events (any thread): ``run.queued``
+        is announced before a worker can claim the run, so it always comes first."""
+
     def offer_plan(self, run_id: str, plan: Any) -> None:
         """The plan compiled when ``run_id`` was queued (called off the loop)."""
 

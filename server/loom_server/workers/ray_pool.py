@@ -132,6 +132,10 @@ class RayWorker:
         except Exception:  # noqa: BLE001 - affinity is an optimisation, never a failure
             log.exception("reading the keys of run %s failed", run_id)
 
+    def announce(self, event: dict[str, Any]) -> None:
+        """An event from another thread; the dispatcher claims on the loop after it (FIFO)."""
+        self.loop.call_soon_threadsafe(self._publish, event)
+
     def forget_plan(self, run_id: str) -> None:
         """A cancelled run: forget its keys."""
         self._keys.pop(run_id, None)

@@ -95,6 +95,10 @@ class ThreadWorker:
         """The compiled plan of a run just queued: the worker runs it as is (no second check)."""
         self._plans[run_id] = plan
 
+    def announce(self, event: dict[str, Any]) -> None:
+        """An event from another thread, in order with this worker's (the same batching queue)."""
+        self.publish(event)
+
     def forget_plan(self, run_id: str) -> None:
         """Drop the plan of a run that will not run (cancelled)."""
         self._plans.pop(run_id, None)
