@@ -7,7 +7,7 @@ from typing import Any
 from comfyui_helpers import EMBEDDED, fixture
 
 from loom_nodes.comfyui import convert
-from loom_nodes.comfyui.export import export   # the function (the package's name may be the module)
+from loom_nodes.comfyui import export
 from loom_nodes.comfyui.table import specs
 
 
@@ -117,3 +117,12 @@ def test_the_new_nodes_are_in_the_table_with_their_loom_nodes() -> None:
         assert table[comfy].loom == loom and table[comfy].status in ("exact", "approximate"), comfy
     assert table["KSamplerAdvanced"].loom.startswith("sample_advanced")
     assert table["ConditioningSetAreaPercentage"].status == "unmapped"
+
+
+def test_the_package_export_stays_a_function_after_it_is_used() -> None:
+    """Its submodule is named ``exporter``: importing it lazily cannot rebind ``export``."""
+    import types
+
+    import loom_nodes.comfyui as package
+    package.export({"format": "loom.workflow", "version": 1, "nodes": {}})
+    assert callable(package.export) and not isinstance(package.export, types.ModuleType)

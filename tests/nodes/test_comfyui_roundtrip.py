@@ -16,7 +16,7 @@ from loom import Executor, Registry, Settings, Workflow, validate
 from loom.settings import REPO_ROOT, SHIPPED_WORKFLOWS
 from loom_nodes.comfyui import convert, export
 from loom_nodes.comfyui.doc import render
-from loom_nodes.comfyui.export import DEFAULTS
+from loom_nodes.comfyui.exporter import DEFAULTS
 from loom_nodes.comfyui.samplers import to_comfy
 
 

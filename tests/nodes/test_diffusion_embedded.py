@@ -1,13 +1,13 @@
 """The embedded-model layout: a diffusers folder whose loom.json names MiniLM as text encoder."""
 from __future__ import annotations
 
-import importlib
 import threading
 
 import pytest
 import torch
 
-from loom import Executor, Registry, Settings, node
+from node_test_helpers import executor_for
+from loom import node
 from loom.types import Conditioning, Image
 from loom_nodes._lib.diffusion.components import DiffusionVAE
 from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
@@ -43,12 +43,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ex(home):
-    reg = Registry()
-    for m in MODULES:
-        importlib.import_module(m)
-        reg.add_module(m)
-    reg.add_module(__name__)
-    return Executor(reg, settings=Settings(home=home))
+    return executor_for(home, MODULES, __name__)
 
 
 def workflow(prompt: str, encoder: str | None = None) -> dict:

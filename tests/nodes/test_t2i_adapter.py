@@ -1,13 +1,13 @@
 """T2I-Adapters: loading (folders, single files), and Loom's graph against diffusers' adapter pipelines."""
 from __future__ import annotations
 
-import importlib
 import logging
 
 import pytest
 import torch
 
-from loom import Executor, NodeError, Registry, Settings, node
+from node_test_helpers import executor_for, hint_tensor
+from loom import NodeError, node
 from loom.types import Image
 from loom_nodes._lib.diffusion.controlnet import ControlBatch, ControlEntry
 from loom_nodes._lib.diffusion.t2i_adapter import DiffusionT2IAdapter, infer_adapter_config
@@ -20,14 +20,6 @@ CPU = torch.device("cpu")
 log = logging.getLogger(__name__)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def hint_tensor(seed: int, size: int = 64) -> torch.Tensor:
-    """A hint: a bright square on a random dark background, (1, 3, size, size) in [0, 1]."""
-    g = torch.Generator().manual_seed(seed)
-    img = torch.rand(1, 3, size, size, generator=g) * 0.3
-    img[..., size // 4: size // 2 + 8, size // 4 + seed: size // 2 + seed] = 1.0
-    return img
 
 
 @node(output=True)
@@ -63,12 +55,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ex(home):
-    reg = Registry()
-    for m in MODULES:
-        importlib.import_module(m)
-        reg.add_module(m)
-    reg.add_module(__name__)
-    return Executor(reg, settings=Settings(home=home))
+    return executor_for(home, MODULES, __name__)
 
 
 def graph(adapters=(), model="tiny", steps=4, cfg=7.5, seed=42):

@@ -5,7 +5,6 @@ the diffusers pipeline on the same weights, within 1e-5.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import types
 from pathlib import Path
@@ -14,7 +13,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from loom import Executor, NodeError, Registry, Settings, node
+from node_test_helpers import executor_for
+from loom import NodeError, Settings, node
 from loom.types import Image
 from loom_nodes._lib.diffusion import embeddings as emb
 from loom_nodes._lib.diffusion.sdxl import SizeConditioning, time_ids
@@ -44,12 +44,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ex(home):
-    reg = Registry()
-    for m in MODULES:
-        importlib.import_module(m)
-        reg.add_module(m)
-    reg.add_module(__name__)
-    return Executor(reg, settings=Settings(home=home))
+    return executor_for(home, MODULES, __name__)
 
 
 def graph(model="sd1", prompt="a red circle", negative=NEGATIVE, clip_skip=None, size=None, lora=None,

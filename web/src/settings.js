@@ -2,6 +2,7 @@
 // delete. Kept in the browser's local storage.
 
 import { LiteGraph } from "/vendor/litegraph/litegraph.es.js";
+import { floatPanel } from "./ui.js";
 
 const KEY = "loom.settings";
 const DEFAULTS = { linkStyle: "spline", snapToGrid: false, confirmDelete: false };
@@ -51,20 +52,7 @@ function row(label, control) {
 }
 
 function buildPanel(app) {
-  const panel = document.createElement("div");
-  panel.id = "settings";
-  panel.className = "float-panel";
-  panel.hidden = true;
-  const head = document.createElement("h3");
-  head.textContent = "Settings";
-  const close = document.createElement("button");
-  close.className = "close";
-  close.textContent = "×";
-  close.title = "Close (Esc)";
-  close.addEventListener("click", () => {
-    panel.hidden = true;
-  });
-  head.append(close);
+  const panel = floatPanel("settings", "Settings");
 
   const style = document.createElement("select");
   style.id = "set-link-style";
@@ -87,7 +75,7 @@ function buildPanel(app) {
   const note = document.createElement("p");
   note.className = "note";
   note.textContent = "Kept in this browser.";
-  panel.append(head, row("Link style", style), row("Snap to grid", snap),
+  panel.append(row("Link style", style), row("Snap to grid", snap),
     row("Confirm before deleting nodes", confirmDel), note);
   document.body.append(panel);
   return panel;

@@ -2,6 +2,7 @@
 
 import { groupSelection } from "./canvas.js";
 import { BYPASS, MUTE, toggleMode } from "./modes.js";
+import { floatPanel } from "./ui.js";
 
 /** Every shortcut, for the help panel (docs/canvas.md lists the same). */
 export const SHORTCUTS = [
@@ -48,21 +49,7 @@ export function isTyping(e) {
 }
 
 function buildHelp() {
-  const panel = document.createElement("div");
-  panel.id = "shortcuts";
-  panel.className = "float-panel wide";
-  panel.hidden = true;
-  const head = document.createElement("h3");
-  head.textContent = "Keyboard shortcuts";
-  const close = document.createElement("button");
-  close.className = "close";
-  close.textContent = "×";
-  close.title = "Close (Esc)";
-  close.addEventListener("click", () => {
-    panel.hidden = true;
-  });
-  head.append(close);
-  panel.append(head);
+  const panel = floatPanel("shortcuts", "Keyboard shortcuts", "float-panel wide");
   for (const [section, rows] of SHORTCUTS) {
     const h = document.createElement("h4");
     h.textContent = section;

@@ -92,3 +92,23 @@ export function setTooltip(text, x = 0, y = 0) {
   tip.style.left = `${Math.min(x + 14, innerWidth - tip.offsetWidth - 8)}px`;
   tip.style.top = `${Math.min(y + 16, innerHeight - tip.offsetHeight - 8)}px`;
 }
+
+/** A floating panel (hidden at first) with a title and a × that hides it; returns the panel. */
+export function floatPanel(id, title, className = "float-panel") {
+  const panel = document.createElement("div");
+  panel.id = id;
+  panel.className = className;
+  panel.hidden = true;
+  const head = document.createElement("h3");
+  head.textContent = title;
+  const close = document.createElement("button");
+  close.className = "close";
+  close.textContent = "×";
+  close.title = "Close (Esc)";
+  close.addEventListener("click", () => {
+    panel.hidden = true;
+  });
+  head.append(close);
+  panel.append(head);
+  return panel;
+}

@@ -40,6 +40,6 @@ def convert(data: Any, options: Mapping[str, Any] | None = None) -> tuple[dict[s
 
 
 def export(workflow: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Loom workflow → (ComfyUI API prompt, report); see ``export.export``."""
-    from .export import export as run
+    """Loom workflow → (ComfyUI API prompt, report); see ``exporter.export``."""
+    from .exporter import export as run
     return run(workflow)

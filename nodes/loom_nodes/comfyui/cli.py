@@ -93,7 +93,7 @@ def export_main(ns: argparse.Namespace) -> int:
     from loom.errors import WorkflowFileError
     from loom.importers import load
 
-    from .export import export
+    from .exporter import export
     try:
         workflow, _ = load(ns.workflow)
     except WorkflowFileError as exc:

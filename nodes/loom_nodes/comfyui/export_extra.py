@@ -11,7 +11,7 @@ from loom.workflow import is_link
 from .f32 import next_down
 
 if TYPE_CHECKING:
-    from .export import _Export
+    from .exporter import _Export
 
 Writer = Callable[["_Export", str, dict[str, Any], dict[str, Any]], bool]
 ARITHMETIC = ("add", "subtract", "multiply")
