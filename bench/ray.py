@@ -1,6 +1,7 @@
 """Benchmark the Ray worker against the in-process worker.
 
     python bench/ray.py [--latency-runs 40] [--work-runs 16] [--work-ms 100] [--repeat 3]
+                        [--cpu-iters N]   # CPU-bound runs instead of waiting ones
 
 Starts a private local Ray cluster (127.0.0.1, its own temporary HOME and RAY_TMPDIR) and,
 for each worker (the in-process thread; Ray with 1 and 2 CPU actors), a real server on a
@@ -44,6 +45,15 @@ def bench_add(a: int = Input(0), b: int = Input(0)) -> int:
 def bench_work(value: int = Input(0), ms: int = Input(100, ge=0, le=100000)) -> int:
     """Wait ``ms`` milliseconds (like a GPU kernel: the GIL is free meanwhile)."""
     time.sleep(ms / 1000)
+    return value
+
+@node(category="bench")
+def bench_burn(value: int = Input(0), iters: int = Input(100, ge=1, le=100000)) -> int:
+    """CPU-bound work: ``iters`` products of 256×256 matrices on this worker's torch threads."""
+    import torch
+    a = torch.rand(256, 256, generator=torch.Generator().manual_seed(value))
+    for _ in range(iters):
+        a = torch.tanh(a @ a)
     return value
 
 @node(category="bench", output=True)
@@ -133,11 +143,13 @@ class Server:
                 times.append((t1 - t0) * 1000)
         return statistics.median(times)
 
-    async def throughput(self, runs: int, work_ms: int, salt: int) -> float:
-        """Runs/s for a burst of ``runs`` runs that each wait ``work_ms``."""
+    async def throughput(self, runs: int, work_ms: int, salt: int, cpu_iters: int = 0) -> float:
+        """Runs/s for a burst of ``runs`` runs that each wait ``work_ms`` (or, with
+        ``cpu_iters``, compute that many matrix products: CPU-bound work)."""
         t0 = time.perf_counter()
-        ids = [await self.post(_wf({"type": "bench_work",
-                                    "inputs": {"value": salt * 100000 + i, "ms": work_ms}}))
+        node = ({"type": "bench_burn", "inputs": {"iters": cpu_iters}} if cpu_iters
+                else {"type": "bench_work", "inputs": {"ms": work_ms}})
+        ids = [await self.post(_wf({**node, "inputs": {**node["inputs"], "value": salt * 100000 + i}}))
                for i in range(runs)]
         last = max([await asyncio.wait_for(self.ends[r], 120) for r in ids])
         return runs / (last - t0)
@@ -163,7 +175,7 @@ async def measure(args: argparse.Namespace, base: Path) -> list[tuple[str, float
         (home / "custom_nodes" / "bench_nodes.py").write_text(NODE_PACK)
         async with Server(home, workers) as server:
             latency = await server.latency_ms(args.latency_runs)
-            rates = [await server.throughput(args.work_runs, args.work_ms, r)
+            rates = [await server.throughput(args.work_runs, args.work_ms, r, args.cpu_iters)
                      for r in range(args.repeat)]
         rows.append((label, latency, statistics.median(rates)))
         log.info("%s done", label)
@@ -176,6 +188,8 @@ def main() -> None:
     parser.add_argument("--work-runs", type=int, default=16)
     parser.add_argument("--work-ms", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--cpu-iters", type=int, default=0,
+                        help="CPU-bound runs instead: N products of 256x256 matrices each")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     base = Path(tempfile.mkdtemp(prefix="loombench"))
@@ -186,10 +200,12 @@ def main() -> None:
     finally:
         ray.shutdown()
     thread_latency = rows[0][1]
+    work = (f"runs/s ({args.cpu_iters} matmuls)" if args.cpu_iters
+            else f"runs/s ({args.work_ms} ms wait)")
     out = [f"bench/ray.py on {os.cpu_count()} CPUs, Python {sys.version.split()[0]}, "
            f"ray {ray.__version__} (medians)",
            f"{'worker':<20} {'latency ms':>11} {'overhead ms':>12} "
-           f"{f'runs/s ({args.work_ms} ms work)':>24}"]
+           f"{work:>24}"]
     for label, latency, rate in rows:
         out.append(f"{label:<20} {latency:>11.1f} {latency - thread_latency:>12.1f} {rate:>24.2f}")
     sys.stdout.write("\n".join(out) + "\n")
