@@ -6,6 +6,7 @@ import { createCanvas, explainRefusedLinks } from "./canvas.js";
 import { applyTypeColours } from "./colors.js";
 import { initFiles, loadExamplesList, openDefault } from "./files.js";
 import { History, storedView, storedWorkflow, storeView } from "./history.js";
+import { HistoryPanel } from "./history_panel.js";
 import { growNode, tidyAfterLoad } from "./layout.js";
 import { installMaskPainter } from "./mask_painter.js";
 import { installModeDrawing } from "./modes.js";
@@ -28,6 +29,7 @@ const app = {
   meta: {},
   history: null,
   runs: null,
+  historyPanel: null,
   palette: null,
   socket: null,
   ready: false,
@@ -340,6 +342,7 @@ async function boot() {
     (wf) => loadWorkflow(wf, { fit: false, keepHistory: true, view: { offset: [...canvas.ds.offset], scale: canvas.ds.scale } }),
     updateButtons);
   app.runs = new Runs(app);
+  app.historyPanel = new HistoryPanel(app);
   for (let attempt = 0; ; attempt += 1) {
     try {
       await loadSchemas();
@@ -376,10 +379,14 @@ async function boot() {
   $("#btn-undo").addEventListener("click", () => app.history.undo());
   $("#btn-redo").addEventListener("click", () => app.history.redo());
   $("#btn-fit").addEventListener("click", () => fitView());
-  app.socket = new EventSocket((ev) => app.runs.handle(ev), setConnected);
+  app.socket = new EventSocket((ev) => {
+    app.runs.handle(ev);
+    app.historyPanel.handle(ev);
+  }, setConnected);
   app.socket.connect();
   await app.runs.refresh();
   app.runs.render();
+  await app.historyPanel.reload(); // past runs and their images, kept by the server
   checkSystem();
   updateButtons();
   app.ready = true;
