@@ -157,6 +157,8 @@ def main() -> None:
                 page.wait_for_selector("body[data-ready='1']")
                 loads = [page.evaluate(LOAD_JS, wf) for _ in range(args.repeat)]
                 page.wait_for_timeout(300)
+                page.evaluate("window.loom.fitView()")  # opening keeps text readable; fit shows all
+                page.wait_for_timeout(100)
                 scale_fit = page.evaluate("window.loom.canvas.ds.scale")
                 fit = pan(page)
                 zoomed = {}

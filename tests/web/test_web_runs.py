@@ -26,6 +26,20 @@ PIXEL_AT_IMAGE = """(id) => {
 }"""
 
 
+def drawn_pixel(canvas: Any, node: str, expected: str, timeout: float = 5000) -> list[int]:
+    """The pixel at the middle of ``node``'s first image once a frame shows what ``expected``
+    (a JS predicate on [r, g, b, a]) accepts, or, after ``timeout`` ms, the pixel as it is.
+
+    Images load, then the node grows and its neighbours move: the frame that draws the image
+    at its final place can come a little after the image is ready."""
+    try:
+        canvas.wait_for_function(f"(id) => ({expected})(({PIXEL_AT_IMAGE})(id))", arg=node,
+                                 timeout=timeout)
+    except Exception:  # noqa: BLE001 - the caller's assertion reports the pixel
+        pass
+    return canvas.evaluate(PIXEL_AT_IMAGE, node)
+
+
 def _slow_workflow(steps: int = 400, delay: float = 0.05) -> dict[str, Any]:
     wf = tiny_workflow()
     wf["nodes"]["slow"] = {"type": "t_slow", "inputs": {"image": {"node": "solid", "output": "image"},
@@ -48,8 +62,7 @@ def test_queue_runs_and_shows_the_output_on_its_node(canvas: Any, tmp_path: Path
     canvas.keyboard.press("Control+Enter")
     canvas.wait_for_function(NEW_FINAL_RUN_JS, arg=before)
     canvas.wait_for_function(IMAGES_READY, arg="save")
-    canvas.wait_for_timeout(100)
-    r, g, b, _ = canvas.evaluate(PIXEL_AT_IMAGE, "save")
+    r, g, b, _ = drawn_pixel(canvas, "save", "(p) => p[0] < 30 && p[1] > 225 && p[2] > 225")
     assert r < 30 and g > 225 and b > 225, (r, g, b)  # red, inverted: cyan
     statuses = canvas.evaluate("['solid','invert','save'].map((id) => window.loom.nodeById(id).loom.status)")
     assert statuses == ["done", "done", "done"]
@@ -206,7 +219,7 @@ def test_image_input_uploads_and_shows_a_thumbnail(canvas: Any, tmp_path: Path) 
     assert name.startswith("white") and name.endswith(".png")
     canvas.click("#btn-queue")
     canvas.wait_for_function(IMAGES_READY, arg="save")
-    r, g, b, _ = canvas.evaluate(PIXEL_AT_IMAGE, "save")
+    r, g, b, _ = drawn_pixel(canvas, "save", "(p) => Math.max(p[0], p[1], p[2]) < 30")
     assert max(r, g, b) < 30, (r, g, b)  # white, inverted
 
 

@@ -19,6 +19,8 @@ import { installTitleEditor } from "./titles.js";
 import { emptyGallery, initLightbox, initTabs, toast } from "./ui.js";
 import { applySeedControls, widgetHooks } from "./widgets.js";
 import { exportWorkflow, importWorkflow } from "./workflow.js";
+import { fitView as fitWorkflow } from "./view.js";
+import { installGroupTitles } from "./groups.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -55,7 +57,7 @@ function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {})
     app.canvas.ds.offset = [...view.offset];
     app.canvas.ds.scale = view.scale;
   } else if (fit) {
-    fitView();
+    fitWorkflow(app, { readable: true });
   }
   app.canvas.setDirty(true, true);
   if (!keepHistory) {
@@ -103,38 +105,8 @@ function setTitle(title) {
   document.title = title ? `${title} · Loom` : "Loom";
 }
 
-/** Zooms and pans so every node is visible. */
-function fitView() {
-  const nodes = app.graph.nodes;
-  const el = app.canvas.canvas;
-  const w = el.clientWidth || 800;
-  const h = el.clientHeight || 600;
-  if (!nodes.length) {
-    app.canvas.ds.scale = 1;
-    app.canvas.ds.offset = [0, 0];
-    return;
-  }
-  let [x0, y0, x1, y1] = [Infinity, Infinity, -Infinity, -Infinity];
-  const titleH = LiteGraph.NODE_TITLE_HEIGHT;
-  for (const n of nodes) {
-    const [w0, h0] = n.flags.collapsed ? [n._collapsed_width ?? 120, 0] : n.size;
-    x0 = Math.min(x0, n.pos[0]);
-    y0 = Math.min(y0, n.pos[1] - titleH);
-    x1 = Math.max(x1, n.pos[0] + w0);
-    y1 = Math.max(y1, n.pos[1] + h0);
-  }
-  for (const g of app.graph.groups) {
-    x0 = Math.min(x0, g.pos[0]);
-    y0 = Math.min(y0, g.pos[1]);
-    x1 = Math.max(x1, g.pos[0] + g.size[0]);
-    y1 = Math.max(y1, g.pos[1] + g.size[1]);
-  }
-  const margin = 40;
-  const scale = Math.min(1.25, Math.max(0.1, Math.min((w - 2 * margin) / (x1 - x0), (h - 2 * margin) / (y1 - y0))));
-  app.canvas.ds.scale = scale;
-  app.canvas.ds.offset = [(w / scale - (x1 - x0)) / 2 - x0, (h / scale - (y1 - y0)) / 2 - y0];
-  app.canvas.setDirty(true, true);
-}
+/** Zooms and pans so every node is visible (Fit, ".", the menu). */
+const fitView = () => fitWorkflow(app);
 app.fitView = fitView;
 
 // --- queueing ----------------------------------------------------------------------
@@ -354,6 +326,7 @@ async function boot() {
   }
   installPalette();
   installModeDrawing(canvas);
+  installGroupTitles();
   const toggleSettings = installSettings(app, isTyping);
   const toggleHelp = installShortcuts(app, { queue, fitView, openPalette, toggleSettings });
   installTitleEditor(app);

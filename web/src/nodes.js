@@ -255,6 +255,19 @@ function drawContent(node, ctx) {
   st.imageRects = images.length ? drawImages(ctx, images, pad, y, width, node.size[1] - y - pad) : [];
 }
 
+const NO_DRAW = { drawImage() {}, imageSmoothingEnabled: true };
+
+/** Where a node's images go, without drawing (a node off-screen is not drawn, but its images
+ * have a place as soon as they load). The next draw recomputes it. */
+export function layoutImages(node) {
+  const st = node.loom;
+  if (!st || node.flags.collapsed) return;
+  const pad = 8;
+  const y = st.contentBottom ?? contentTop(node) + 4;
+  const images = shownImages(st);
+  st.imageRects = images.length ? drawImages(NO_DRAW, images, pad, y, node.size[0] - 2 * pad, node.size[1] - y - pad) : [];
+}
+
 /** The image drawn on a node at a point relative to the node, if any. */
 export function imageAt(node, x, y) {
   for (const { image, rect } of node.loom?.imageRects ?? []) {

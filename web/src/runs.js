@@ -2,6 +2,7 @@
 
 import { api, fileUrl, listRuns } from "./api.js";
 import { growNode } from "./layout.js";
+import { layoutImages } from "./nodes.js";
 import { addToGallery, showTab, toast } from "./ui.js";
 
 const $ = (sel) => document.querySelector(sel);
@@ -11,7 +12,10 @@ const nodeKey = (id) => (/^[1-9]\d{0,8}$/.test(String(id)) ? Number(id) : id);
 
 function loadImage(url, node) {
   const img = new Image();
-  img.onload = () => node?.setDirtyCanvas(true, false);
+  img.onload = () => {
+    if (node) layoutImages(node); // placed even while the node is off-screen
+    node?.setDirtyCanvas(true, false);
+  };
   img.src = url;
   return img;
 }
@@ -345,6 +349,7 @@ export class Runs {
     }
     $("#problem-list").replaceChildren();
     $("#problem-count").hidden = true;
+    leaveEmptyProblems();
   }
 
   /** Shows the server's validation problems on their nodes and in the Problems tab. */
@@ -395,5 +400,11 @@ export class Runs {
     });
     $("#problem-count").textContent = String(left.length);
     $("#problem-count").hidden = !left.length;
+    if (!left.length) leaveEmptyProblems();
   }
+}
+
+/** An empty Problems tab does not stay in front: the Queue tab takes its place. */
+function leaveEmptyProblems() {
+  if ($("#tab-problems").classList.contains("active")) showTab("queue");
 }

@@ -1,5 +1,7 @@
 // Small page pieces: toasts, side-panel tabs, gallery, lightbox, tooltips.
 
+import { showPath } from "./paths.js";
+
 const $ = (sel) => document.querySelector(sel);
 
 /** Shows a short message; kind is info, ok, warn or error. */
@@ -61,7 +63,7 @@ export function addToGallery(items) {
     img.alt = item.caption;
     img.loading = "lazy";
     const cap = document.createElement("figcaption");
-    cap.textContent = item.caption;
+    showPath(cap, item.caption, 22); // "Save Image…_00004.png", the whole path as tooltip
     fig.dataset.kind = item.kind;
     fig.append(img, cap);
     fig.addEventListener("click", () => openLightbox(item.url, item.caption));
