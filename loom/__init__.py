@@ -17,6 +17,7 @@ _EXPORTS = {
     "Input": "nodeapi", "NodeSpec": "nodeapi", "node": "nodeapi",
     "BaseObserver": "observer", "Observer": "observer", "RecordingObserver": "observer",
     "Registry": "registry", "Settings": "settings", "Problem": "validation", "validate": "plan",
+    "topological_order": "graph",
     "Plan": "plan", "compile_workflow": "plan", "can_feed": "links", "check_value": "links",
     "Workflow": "workflow", "png_info": "workflow",
     "DeclarationError": "errors", "Interrupted": "errors", "LoomError": "errors",
@@ -54,5 +55,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
     from .settings import Settings
     from .links import can_feed, check_value
     from .plan import Plan, compile_workflow, validate
+    from .graph import topological_order
     from .validation import Problem
     from .workflow import Workflow, png_info

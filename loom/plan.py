@@ -23,8 +23,8 @@ from .nodeapi import InputSpec, NodeSpec
 from .modes import apply_modes
 from .registry import Registry
 from .settings import Settings
-from .validation import (Problem, check_node, cycles, link_graph, needed_nodes, parents_of,
-                         topological_order)
+from .graph import needed_nodes, parents_of, topological_order
+from .validation import Problem, check_node, cycles, link_graph
 from .workflow import Workflow, is_link
 
 __all__ = ["Plan", "PlanCache", "Step", "Link", "compile", "compile_workflow", "validate"]

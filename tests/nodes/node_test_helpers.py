@@ -1,12 +1,16 @@
-"""Helpers shared by the diffusion node tests: an executor over chosen node modules, hint images."""
+"""Helpers shared by the diffusion node tests: executors over chosen node modules, a loaded tiny
+SD model, hint images."""
 from __future__ import annotations
 
 import importlib
+import threading
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from loom import Executor, Registry, Settings
+from loom import Context, Executor, Registry, Settings
+from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
 
 def executor_for(home: Path, modules: list[str], test_module: str) -> Executor:
@@ -25,3 +29,19 @@ def hint_tensor(seed: int, size: int = 64) -> torch.Tensor:
     img = torch.rand(1, 3, size, size, generator=g) * 0.3
     img[..., size // 4: size // 2 + 8, size // 4 + seed: size // 2 + seed] = 1.0
     return img
+
+
+def loaded_tiny_sd(home: Path, seed: int) -> tuple[Registry, Context, Any]:
+    """A tiny random SD 1.x saved under ``home`` and loaded by ``load_diffusers_model``, with the
+    registry of the diffusion nodes and a Context to call node functions directly."""
+    save_diffusers(home / "models" / "diffusers" / "tiny", tiny_models(seed=seed))
+    registry = Registry()
+    for m in ("loom_nodes.diffusion_loaders", "loom_nodes.text_encoders", "loom_nodes.sampling"):
+        importlib.import_module(m)
+        registry.add_module(m)
+    ex = Executor(registry, settings=Settings(home=home))
+    ctx = Context(node_id="t", node_type="t", run_id="r", settings=ex.settings, device=ex.device,
+                  dtype=ex.dtype, models=ex.models, interrupt_event=threading.Event(), workflow={},
+                  run_info={})
+    models = registry["load_diffusers_model"].fn(ctx, home / "models" / "diffusers" / "tiny")
+    return registry, ctx, models

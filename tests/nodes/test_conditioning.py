@@ -1,34 +1,24 @@
 """Conditioning nodes (combine, concat, average, zero out, area, mask) on a tiny random SD model."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 import torch
 
-from loom import Context, Executor, Registry, Settings, UserInputError
+from node_test_helpers import loaded_tiny_sd
+from loom import UserInputError
 from loom.types import Conditioning, Latent
 from loom_nodes import conditioning as cn
 from loom_nodes import sampling
 from loom_nodes._lib.diffusion import conds, sampler
 from loom_nodes._lib.diffusion.components import SchedulerChoice
-from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def sd(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    save_diffusers(home / "models" / "diffusers" / "tiny", tiny_models(seed=8))
-    registry = Registry()
-    for m in ("loom_nodes.diffusion_loaders", "loom_nodes.text_encoders", "loom_nodes.sampling"):
-        __import__(m)
-        registry.add_module(m)
-    ex = Executor(registry, settings=Settings(home=home))
-    ctx = Context(node_id="t", node_type="t", run_id="r", settings=ex.settings, device=ex.device,
-                  dtype=ex.dtype, models=ex.models, interrupt_event=threading.Event(), workflow={}, run_info={})
-    models = registry["load_diffusers_model"].fn(ctx, home / "models" / "diffusers" / "tiny")
+    registry, ctx, models = loaded_tiny_sd(tmp_path_factory.mktemp("home"), seed=8)
     enc = lambda text: registry["text_encode"].fn(ctx, models.text_encoder, text)  # noqa: E731
     return registry, ctx, models, enc
 

@@ -1,16 +1,15 @@
 """Latent compositing, blending, cropping, batches and noise masks (pure tensor nodes + sampling)."""
 from __future__ import annotations
 
-import threading
 
 import pytest
 import torch
 
-from loom import Context, Executor, Registry, Settings, UserInputError
+from node_test_helpers import loaded_tiny_sd
+from loom import UserInputError
 from loom.types import Latent
 from loom_nodes import latents as ops
 from loom_nodes._lib.diffusion.components import SchedulerChoice
-from loom_nodes._lib.diffusion.tiny import save_diffusers, tiny_models
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -130,16 +129,7 @@ def test_set_noise_mask_does_not_mutate():
 # --- with the sampler ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sd(tmp_path_factory):
-    home = tmp_path_factory.mktemp("home")
-    save_diffusers(home / "models" / "diffusers" / "tiny", tiny_models(seed=6))
-    registry = Registry()
-    for m in ("loom_nodes.diffusion_loaders", "loom_nodes.text_encoders", "loom_nodes.sampling"):
-        __import__(m)
-        registry.add_module(m)
-    ex = Executor(registry, settings=Settings(home=home))
-    ctx = Context(node_id="t", node_type="t", run_id="r", settings=ex.settings, device=ex.device,
-                  dtype=ex.dtype, models=ex.models, interrupt_event=threading.Event(), workflow={}, run_info={})
-    models = registry["load_diffusers_model"].fn(ctx, home / "models" / "diffusers" / "tiny")
+    registry, ctx, models = loaded_tiny_sd(tmp_path_factory.mktemp("home"), seed=6)
     cond = registry["text_encode"].fn(ctx, models.text_encoder, "a cat")
     return registry, ctx, models, cond
 

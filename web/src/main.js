@@ -12,6 +12,7 @@ import { installMaskPainter } from "./mask_painter.js";
 import { installModeDrawing } from "./modes.js";
 import { allTypes, refreshSlotTypes, registerSchemas, schemas } from "./nodes.js";
 import { Palette } from "./palette.js";
+import { clearInputProblems, clearProblems, showProblems } from "./problems.js";
 import { Runs } from "./runs.js";
 import { installSettings } from "./settings.js";
 import { installShortcuts, isTyping } from "./shortcuts.js";
@@ -52,7 +53,7 @@ function loadWorkflow(wf, { fit = true, keepHistory = false, view = null } = {})
   app.meta = meta;
   setTitle(meta.title);
   if (shown) restoreDisplayState(shown);
-  else app.runs?.clearProblems();
+  else clearProblems(app);
   if (view) {
     app.canvas.ds.offset = [...view.offset];
     app.canvas.ds.scale = view.scale;
@@ -120,7 +121,7 @@ async function queue({ front = false } = {}) {
   btn.disabled = true;
   try {
     app.history.record();
-    app.runs.clearProblems();
+    clearProblems(app);
     const count = Math.max(1, Math.min(100, Number($("#batch").value) || 1));
     for (let i = 0; i < count; i += 1) {
       const wf = exportWorkflow(app.graph, app.meta);
@@ -129,7 +130,7 @@ async function queue({ front = false } = {}) {
         res = await api("/api/runs", { method: "POST", json: front ? { ...wf, front: true } : wf });
       } catch (err) {
         if (err instanceof ApiError && err.status === 400 && Array.isArray(err.body?.problems)) {
-          app.runs.showProblems(err.body.problems);
+          showProblems(app, err.body.problems);
           toast(`Cannot queue: ${err.body.problems.length} problem(s) — see the red nodes`, "error");
         } else {
           toast(`Queue failed: ${err.message}`, "error");
@@ -212,7 +213,7 @@ function installChangeTracking() {
     storeView(app.canvas.ds);
   }, 700);
   widgetHooks.changed = (node, name) => {
-    app.runs.clearInputProblems(node, name);
+    clearInputProblems(node, name);
     app.canvas.setDirty(true, false);
     app.history.schedule(300);
   };

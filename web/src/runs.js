@@ -1,14 +1,13 @@
-// Runs: the queue/history panel, WebSocket events painted onto nodes, problems.
+// Runs: the queue/history panel and WebSocket events painted onto nodes.
 
 import { api, fileUrl, listRuns } from "./api.js";
 import { growNode } from "./layout.js";
 import { layoutImages } from "./nodes.js";
-import { addToGallery, showTab, toast } from "./ui.js";
+import { showProblems } from "./problems.js";
+import { addToGallery, toast } from "./ui.js";
 
 const $ = (sel) => document.querySelector(sel);
 const FINAL = new Set(["finished", "failed", "interrupted", "cancelled"]);
-
-const nodeKey = (id) => (/^[1-9]\d{0,8}$/.test(String(id)) ? Number(id) : id);
 
 function loadImage(url, node) {
   const img = new Image();
@@ -43,7 +42,7 @@ export class Runs {
   }
 
   node(id) {
-    return id == null ? null : this.app.graph.getNodeById(nodeKey(id));
+    return id == null ? null : this.app.nodeById(id);
   }
 
   upsert(run) {
@@ -321,7 +320,7 @@ export class Runs {
       }
     }
     if (status === "failed" && Array.isArray(ev.problems) && ev.problems.length) {
-      this.showProblems(ev.problems);
+      showProblems(this.app, ev.problems);
       toast(`Run failed validation: ${ev.problems.length} problem(s)`, "error");
     } else if (status === "failed") {
       const where = ev.node ? `node ${ev.node}: ` : "";
@@ -339,72 +338,4 @@ export class Runs {
     }
     this.scheduleRender();
   }
-
-  // --- validation problems ----------------------------------------------------------
-  clearProblems() {
-    for (const node of this.app.graph.nodes) {
-      if (!node.loom || node.loom.unknown) continue;
-      node.loom.problems = [];
-      if (!node.loom.error) node.has_errors = false;
-    }
-    $("#problem-list").replaceChildren();
-    $("#problem-count").hidden = true;
-    leaveEmptyProblems();
-  }
-
-  /** Shows the server's validation problems on their nodes and in the Problems tab. */
-  showProblems(problems) {
-    this.clearProblems();
-    const list = $("#problem-list");
-    for (const p of problems) {
-      const node = this.node(p.node);
-      if (node?.loom) {
-        node.loom.problems.push(p);
-        node.has_errors = true;
-      }
-      const li = document.createElement("li");
-      li.dataset.node = p.node ?? "";
-      li.dataset.input = p.input ?? "";
-      const where = document.createElement("div");
-      where.className = "where";
-      where.textContent = p.node ? `${node?.title ?? p.node}${p.input ? ` › ${p.input}` : ""}` : "Workflow";
-      const msg = document.createElement("div");
-      msg.textContent = p.message;
-      const code = document.createElement("div");
-      code.className = "code";
-      code.textContent = p.node ? `${p.node}${p.input ? `.${p.input}` : ""} · ${p.code}` : p.code;
-      li.append(where, msg, code);
-      li.addEventListener("click", () => {
-        if (!node) return;
-        this.app.canvas.centerOnNode(node);
-        this.app.canvas.selectNode(node);
-      });
-      list.append(li);
-    }
-    const count = $("#problem-count");
-    count.textContent = String(problems.length);
-    count.hidden = !problems.length;
-    showTab("problems");
-    this.app.canvas.setDirty(true, true);
-  }
-
-  /** Forgets problems on one input once the user edits it. */
-  clearInputProblems(node, input) {
-    if (!node.loom?.problems.length) return;
-    node.loom.problems = node.loom.problems.filter((p) => p.input && p.input !== input);
-    if (!node.loom.problems.length && !node.loom.error && !node.loom.unknown) node.has_errors = false;
-    const left = [...document.querySelectorAll("#problem-list li")].filter((li) => {
-      const gone = li.dataset.node === String(node.id) && (li.dataset.input === input || !li.dataset.input);
-      if (gone) li.remove();
-      return !gone;
-    });
-    $("#problem-count").textContent = String(left.length);
-    $("#problem-count").hidden = !left.length;
-    if (!left.length) leaveEmptyProblems();
-  }
-}
-
-/** An empty Problems tab does not stay in front: the Queue tab takes its place. */
-function leaveEmptyProblems() {
-  if ($("#tab-problems").classList.contains("active")) showTab("queue");
 }

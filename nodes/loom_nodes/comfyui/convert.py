@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 import logging
-from collections import deque
 from typing import Any, Mapping
+
+from loom import topological_order
 
 from .context import Mapper
 from .formats import parse
@@ -60,22 +61,9 @@ def convert(data: Any, options: Mapping[str, Any] | None = None) -> tuple[dict[s
 def _order(parsed: Parsed) -> list[CNode]:
     """Sources before the nodes they feed (stable in file order; nodes on cycles last)."""
     nodes = parsed.nodes
-    waiting = {nid: 0 for nid in nodes}
-    children: dict[str, list[str]] = {nid: [] for nid in nodes}
-    for nid, node in nodes.items():
-        for ref in node.links.values():
-            if ref.node in nodes and ref.node != nid:
-                children[ref.node].append(nid)
-                waiting[nid] += 1
-    ready = deque(nid for nid, n in waiting.items() if n == 0)
-    order: list[str] = []
-    while ready:
-        nid = ready.popleft()
-        order.append(nid)
-        for child in children[nid]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                ready.append(child)
+    parents = {nid: [ref.node for ref in node.links.values() if ref.node in nodes and ref.node != nid]
+               for nid, node in nodes.items()}
+    order = topological_order(nodes, parents)
     seen = set(order)
     return [nodes[n] for n in order] + [n for nid, n in nodes.items() if nid not in seen]
 

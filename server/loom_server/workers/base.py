@@ -7,7 +7,9 @@ hold a registry and an executor in the server process (for /api/nodes and for co
 POSTed workflows)."""
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -55,3 +57,13 @@ class Worker(Protocol):
 
     async def close(self) -> None:
         """Stop: a run cut off by the stop is queued again."""
+
+
+async def wait_for_event(event: threading.Event, timeout: float) -> bool:
+    """Wait, without blocking the loop, until another thread sets ``event``; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while not event.is_set():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True

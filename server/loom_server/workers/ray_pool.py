@@ -22,6 +22,7 @@ from ..config import RayOptions
 from ..events import encode_event, jsonable
 from ..queue_store import MAX_ATTEMPTS, ClaimedRun, QueueStore
 from .affinity import Holdings, RunKeys, choose, keys_of
+from .base import wait_for_event
 from .files import read_uploads, write_outputs
 from .outcome import REQUEUE, Outcome, unconverted
 from .ray_cluster import connect, disconnect, kill_actor, start_actors
@@ -118,12 +119,7 @@ class RayWorker:
 
     async def wait_ready(self, timeout: float = 120.0) -> bool:
         """Wait (without blocking the loop) until the registry is built; False on timeout."""
-        deadline = time.monotonic() + timeout
-        while not self.ready.is_set():
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
+        return await wait_for_event(self.ready, timeout)
 
     def offer_plan(self, run_id: str, plan: Any) -> None:
         """Keep what the run needs (for choosing its actor); the actor compiles it itself."""

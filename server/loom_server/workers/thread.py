@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..events import encode_event, jsonable
 from ..queue_store import ClaimedRun, QueueStore
+from .base import wait_for_event
 from .observer import ForwardingObserver
 from .outcome import REQUEUE, execute, unconverted
 
@@ -82,14 +83,7 @@ class ThreadWorker:
 
     async def wait_ready(self, timeout: float = 120.0) -> bool:
         """Wait (without blocking the loop) until the registry is built; False on timeout."""
-        if self.ready.is_set():
-            return True
-        deadline = time.monotonic() + timeout
-        while not self.ready.is_set():
-            if time.monotonic() > deadline:
-                return False
-            await asyncio.sleep(0.02)
-        return True
+        return await wait_for_event(self.ready, timeout)
 
     def offer_plan(self, run_id: str, plan: Any) -> None:
         """The compiled plan of a run just queued: the worker runs it as is (no second check)."""
