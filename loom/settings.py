@@ -39,8 +39,8 @@ def default_ram_budget() -> int:
     return total // 2 if total else 8 * GIB
 
 
-MODEL_KINDS = ("checkpoints", "diffusers", "vae", "text_encoders", "gan", "features", "upscale_models", "loras",
-               "controlnet", "embeddings", "embedded")
+MODEL_KINDS = ("checkpoints", "diffusers", "diffusion_models", "vae", "text_encoders", "gan", "features",
+               "upscale_models", "loras", "controlnet", "embeddings", "embedded")
 
 
 @dataclass
@@ -55,6 +55,8 @@ class Settings:
     precision: str = "auto"
     vram_budget_gb: float | None = None
     ram_budget_gb: float | None = None  # loaded models + cached outputs; None: half the RAM
+    compile: str = "off"        # torch.compile the denoiser on CUDA: off, default, reduce-overhead, max-autotune
+    channels_last: bool = False  # channels-last memory format for the UNet on CUDA
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).expanduser().resolve()
