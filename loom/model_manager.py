@@ -5,7 +5,7 @@ import logging
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 import torch
@@ -42,6 +42,67 @@ class _Entry:
     version: str | None = None
 
 
+_CONTAINERS = (torch.nn.ModuleList, torch.nn.ModuleDict, torch.nn.Sequential)
+
+
+def _own_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size()
+               for t in list(module.parameters(recurse=False)) + list(module.buffers(recurse=False)))
+
+
+def _split(module: torch.nn.Module, room: int) -> tuple[list[torch.nn.Module], list[torch.nn.Module]]:
+    """(pieces, resident) of a module too large for ``room`` bytes.
+
+    Pieces are the largest submodules that fit (or leaves that do not), each moved to the
+    device for its own forward; resident are the modules split open whose own direct weights
+    stay on the device meanwhile. Containers without a forward of their own (ModuleList…) are
+    always split open. Modules reached twice (tied weights) count once.
+    """
+    pieces: list[torch.nn.Module] = []
+    resident: list[torch.nn.Module] = []
+    seen: set[int] = set()
+
+    def visit(m: torch.nn.Module, top: bool) -> None:
+        if id(m) in seen:
+            return
+        seen.add(id(m))
+        children = list(m.children())
+        if not top and not children:
+            pieces.append(m)
+            return
+        if not top and module_bytes(m) <= room and not isinstance(m, _CONTAINERS):
+            pieces.append(m)
+            return
+        if _own_bytes(m):
+            resident.append(m)
+        for child in children:
+            visit(child, False)
+
+    visit(module, True)
+    return pieces, resident
+
+
+def _move_own(module: torch.nn.Module, device: torch.device) -> None:
+    """Move a module's direct parameters and buffers (not its children's) to ``device``."""
+    for name, p in list(module._parameters.items()):
+        if p is not None:
+            p.data = p.data.to(device)
+    for name, b in list(module._buffers.items()):
+        if b is not None:
+            module._buffers[name] = b.to(device)
+
+
+@dataclass
+class _Streamed:
+    """A module run layer by layer: its pieces, the modules holding weights of their own, the hooks."""
+
+    module: torch.nn.Module
+    pieces: list[torch.nn.Module]
+    resident: list[torch.nn.Module]
+    hooks: list[Any] = field(default_factory=list)
+    users: int = 1
+
+
 class ModelManager:
     """Loads models once per key, moves them to the device when used, offloads LRU to CPU.
 
@@ -57,6 +118,7 @@ class ModelManager:
                  ram_budget_bytes: int | None = None) -> None:
         self.device, self.dtype = device, dtype
         self.budget = budget_bytes if budget_bytes is not None else self._default_budget(device)
+        self._streamed: dict[int, _Streamed] = {}
         self.ram_budget = ram_budget_bytes if ram_budget_bytes is not None else 1 << 62
         self._loaded: "OrderedDict[str, _Entry]" = OrderedDict()
         self._owners: dict[int, str] = {}
@@ -155,33 +217,110 @@ class ModelManager:
     # --- device placement ------------------------------------------------------------
     @contextmanager
     def use(self, *modules: torch.nn.Module) -> Iterator[None]:
-        """Put ``modules`` on the device for the block, offloading others if over budget."""
+        """Put ``modules`` on the device for the block, offloading others if over budget.
+
+        A module that does not fit the budget even after offloading the others runs layer by
+        layer (sequential offload): each piece goes to the device for its own forward only.
+        """
+        streamed: list[int] = []
         with self._lock:
             for m in modules:
                 owner = self._owners.get(id(m))
                 if owner is not None and owner in self._loaded:
                     self._loaded.move_to_end(owner)  # in use: the last to be forgotten
-                self._to_device(m, keep=modules)
-        yield
+                if self._to_device(m, keep=modules):
+                    streamed.append(id(m))
+        try:
+            yield
+        finally:
+            with self._lock:
+                for ident in streamed:
+                    self._end_stream(ident)
 
-    def _to_device(self, module: torch.nn.Module, keep: tuple[torch.nn.Module, ...]) -> None:
+    def _to_device(self, module: torch.nn.Module, keep: tuple[torch.nn.Module, ...]) -> bool:
+        """Place ``module`` on the device; True when it runs layer by layer instead."""
         ident = id(module)
         if ident in self._on_device:
             self._on_device.move_to_end(ident)
-            return
+            return False
+        if ident in self._streamed:
+            self._streamed[ident].users += 1
+            return True
         need = module_bytes(module)
         if self.device.type != "cpu":
             self._evict(lambda: self._used() + need > self.budget, keep)
+            if self._used() + need > self.budget:
+                self._start_stream(module, need)
+                return True
         try:
-            module.to(self.device)
+            self._move(module, self.device)
         except torch.OutOfMemoryError:
             log.warning("out of memory moving %s to %s: offloading the others and retrying",
                         type(module).__name__, self.device)
-            module.to("cpu")
+            self._move(module, torch.device("cpu"))
             self._evict(lambda: True, keep)
             self._empty_cache()
-            module.to(self.device)
+            self._move(module, self.device)
         self._on_device[ident] = module
+        return False
+
+    def _move(self, module: torch.nn.Module, device: torch.device, own_only: bool = False) -> None:
+        """Move a module (and its children, unless ``own_only``) to ``device``; every placement goes here."""
+        if own_only:
+            _move_own(module, device)
+        else:
+            module.to(device)
+
+    # --- sequential offload: a module larger than the budget, layer by layer ---------------
+    def _start_stream(self, module: torch.nn.Module, need: int) -> None:
+        room = max(self.budget - self._used(), 0)
+        gb = 1 << 30
+        if need > self.budget:
+            log.info("%s (%.2f GB) larger than the VRAM budget (%.2f GB): running it layer by layer",
+                     type(module).__name__, need / gb, self.budget / gb)
+        else:
+            log.info("%s (%.2f GB) does not fit beside the models in use (%.2f GB free of the VRAM budget): "
+                     "running it layer by layer", type(module).__name__, need / gb, room / gb)
+        pieces, resident = _split(module, room)
+        for _ in range(3):  # the weights that stay on the device leave less room for each piece
+            own = sum(_own_bytes(r) for r in resident)
+            if not own:
+                break
+            pieces, resident = _split(module, max(room - own, 0))
+        room -= sum(_own_bytes(r) for r in resident)
+        for piece in pieces:
+            if module_bytes(piece) > room:
+                log.warning("%s.%s (%.2f GB) alone exceeds the VRAM budget; it is moved whole for its forward",
+                            type(module).__name__, type(piece).__name__, module_bytes(piece) / gb)
+        stream = _Streamed(module, pieces, resident)
+        for holder in resident:
+            self._move(holder, self.device, own_only=True)
+        for piece in pieces:
+            stream.hooks.append(piece.register_forward_pre_hook(lambda m, args: self._move(m, self.device)))
+            stream.hooks.append(piece.register_forward_hook(lambda m, args, out: self._move(m, torch.device("cpu"))))
+        self._streamed[id(module)] = stream
+        log.debug("%s streams %d pieces; %d modules keep their own weights on the device",
+                  type(module).__name__, len(pieces), len(resident))
+
+    def _end_stream(self, ident: int) -> None:
+        stream = self._streamed.get(ident)
+        if stream is None:
+            return
+        stream.users -= 1
+        if stream.users > 0:
+            return
+        for hook in stream.hooks:
+            hook.remove()
+        for holder in stream.resident:
+            self._move(holder, torch.device("cpu"), own_only=True)
+        for piece in stream.pieces:
+            self._move(piece, torch.device("cpu"))
+        del self._streamed[ident]
+
+    def streaming(self, module: torch.nn.Module) -> list[torch.nn.Module] | None:
+        """The pieces ``module`` runs in while it is streamed layer by layer, else None."""
+        stream = self._streamed.get(id(module))
+        return list(stream.pieces) if stream is not None else None
 
     def _evict(self, over: Callable[[], bool], keep: tuple[torch.nn.Module, ...]) -> None:
         for victim_id, victim in list(self._on_device.items()):
@@ -189,8 +328,8 @@ class ModelManager:
                 break
             if any(victim is k for k in keep):
                 continue
-            log.info("offloading %s to CPU", type(victim).__name__)
-            victim.to("cpu")
+            log.info("offloading %s to CPU (VRAM budget %.2f GB)", type(victim).__name__, self.budget / (1 << 30))
+            self._move(victim, torch.device("cpu"))
             del self._on_device[victim_id]
 
     def _empty_cache(self) -> None:
@@ -198,7 +337,8 @@ class ModelManager:
             torch.cuda.empty_cache()
 
     def _used(self) -> int:
-        return sum(module_bytes(m) for m in self._on_device.values())
+        resident = sum(_own_bytes(r) for s in self._streamed.values() for r in s.resident)
+        return sum(module_bytes(m) for m in self._on_device.values()) + resident
 
     def offload_all(self) -> None:
         """Move every model to the CPU but keep them loaded (frees device memory)."""

@@ -9,6 +9,7 @@ from loom.types import VAE, Denoiser, ModelFile, TextEncoder
 
 from ._lib.diffusion.loading import (Loaded, ModelLoadError, load_diffusers, load_text_encoder_path,
                                      load_vae_path)
+from ._lib.diffusion.dit_bundles import is_dit_checkpoint, load_dit_checkpoint_file
 from ._lib.diffusion.single_file import load_checkpoint_file
 
 
@@ -63,7 +64,10 @@ def _bundle(ctx: Context, src: _Source, label: str, load: Callable[[], Loaded],
 
 @node(category="loaders", fingerprint=_fp)
 def load_diffusers_model(ctx: Context, model: ModelFile["diffusers"]) -> DiffusionModel:
-    """Load a diffusers-format model folder (UNet, text encoder and VAE), local files only."""
+    """Load a diffusers-format model folder (UNet or transformer, text encoders and VAE), local files only.
+
+    Folders with transformer/ load SD3/3.5, Flux and PixArt-Σ (and Loom's shapes-dit).
+    """
     path = Path(model)
     return _bundle(ctx, _source(path), path.name,
                    lambda: load_diffusers(path, ctx.device, ctx.dtype, path.name), "model")
@@ -74,11 +78,18 @@ def load_checkpoint(ctx: Context, checkpoint: ModelFile["checkpoints"],
                     prediction: Literal["auto", "epsilon", "v_prediction"] = Input(
                         "auto", help="what the UNet predicts; auto: epsilon (SD 2.x 768 models: v_prediction)"),
                     ) -> DiffusionModel:
-    """Load a single-file SD 1.x / 2.x / SDXL checkpoint (.safetensors) with the configs shipped in Loom."""
+    """Load a single-file checkpoint: SD 1.x / 2.x / SDXL (configs shipped in Loom) or SD3/3.5 all-in-one.
+
+    The family is told from the file's tensors (docs/models-transformers.md).
+    """
     path = Path(checkpoint)
-    return _bundle(ctx, _source(path, prediction=prediction), path.name,
-                   lambda: load_checkpoint_file(path, ctx.device, ctx.dtype, path.name, prediction),
-                   "checkpoint")
+
+    def load() -> Loaded:
+        if is_dit_checkpoint(path):
+            return load_dit_checkpoint_file(path, ctx.device, ctx.dtype, path.name, ctx.settings.model_roots)
+        return load_checkpoint_file(path, ctx.device, ctx.dtype, path.name, prediction)
+
+    return _bundle(ctx, _source(path, prediction=prediction), path.name, load, "checkpoint")
 
 
 @node(category="loaders", fingerprint=_fp)
@@ -100,7 +111,10 @@ def load_vae(ctx: Context, vae: ModelFile["vae"],
 
 @node(category="loaders", fingerprint=_fp)
 def load_text_encoder(ctx: Context, name: ModelFile["text_encoders"]) -> TextEncoder:
-    """Load a text encoder: embedded/minilm (offline default), a CLIP folder or a CLIP single file."""
+    """Load a text encoder: embedded/minilm (offline default), a CLIP folder or a CLIP single file.
+
+    A diffusers folder of SD3, Flux or PixArt-Σ gives its family's encoders (CLIP + T5) without the transformer.
+    """
     path = Path(name)
 
     def load() -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from typing import Callable, Literal, Optional, cast
+from typing import Callable, Literal, Optional, Union, cast
 
 import torch
 import torch.nn.functional as F
@@ -14,14 +14,16 @@ from loom import Context, Input, UserInputError, node
 from loom.types import Conditioning, Denoiser, Latent, Mask, Scheduler, Seed
 
 from ._lib.diffusion import preview as previews
-from ._lib.diffusion import conds, controlnet, inpaint, sampler, schedulers
+from ._lib.diffusion import accel, conds, controlnet, inpaint, sampler, schedulers
 from ._lib.diffusion.components import DiffusionDenoiser, SchedulerChoice
 from ._lib.diffusion.sigmas import Sigmas
+from ._lib.diffusion.transformer import TransformerDenoiser
 
 log = logging.getLogger(__name__)
 PREVIEW_EVERY = 0.2  # seconds between step previews
 
-_NAMES = tuple(schedulers.available())
+_NAMES = tuple(schedulers.available(None))
+AnyDenoiser = Union[DiffusionDenoiser, TransformerDenoiser]
 SchedulerName = Literal[_NAMES]  # type: ignore[valid-type]
 SigmaSchedule = Literal[schedulers.SIGMA_SCHEDULES]  # type: ignore[valid-type]
 Spacing = Literal[schedulers.SPACINGS]  # type: ignore[valid-type]
@@ -32,7 +34,11 @@ def scheduler(name: SchedulerName = "euler",  # type: ignore[valid-type]
               sigmas: SigmaSchedule = Input("default", help="sigma spacing: karras, exponential or beta"),  # type: ignore[valid-type]
               spacing: Spacing = Input("default", help="timestep spacing; default keeps the model's"),  # type: ignore[valid-type]
               ) -> Scheduler:
-    """Choose a diffusers noise scheduler; it is built from the model's own scheduler config."""
+    """Choose a diffusers noise scheduler; it is built from the model's own scheduler config.
+
+    flow_euler and flow_heun are for flow-matching models (SD3, Flux, shapes-dit); the others for
+    noise-prediction models (SD 1.x/2.x, SDXL, PixArt). sample names a mismatch.
+    """
     if sigmas != "default":
         cls = schedulers._class(name)
         flag = {"karras": "use_karras_sigmas", "exponential": "use_exponential_sigmas",
@@ -65,7 +71,7 @@ def sample(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: C
            mask: Optional[Mask] = None) -> Latent:
     """Denoise latents with a diffusion model, guided by positive and negative prompts."""
     return _denoise(ctx, denoiser, positive, negative, latent, scheduler, steps, cfg, seed, mask,
-                    lambda sched, device: sampler.plan(sched, steps, denoise, device),
+                    lambda sched, device, targs: sampler.plan(sched, steps, denoise, device, targs),
                     skip=denoise <= 0.0)
 
 
@@ -88,17 +94,17 @@ def sample_advanced(ctx: Context, denoiser: Denoiser, positive: Conditioning, ne
                     sigmas: Optional[Sigmas] = None,
                     mask: Optional[Mask] = None) -> Latent:
     """Run a window of a denoising schedule: start/end steps, optional noise, custom sigmas (base → refiner)."""
-    def make(sched: object, device: torch.device) -> sampler.Plan:
+    def make(sched: object, device: torch.device, targs: Optional[sampler.TimestepArgs]) -> sampler.Plan:
         return sampler.window(sched, steps, start_step, end_step, device,
                               sigmas=sigmas.values if sigmas is not None else None,
-                              add_noise=add_noise, leftover=return_with_leftover_noise)
+                              add_noise=add_noise, leftover=return_with_leftover_noise, timestep_args=targs)
     if sigmas is not None and sigmas.steps < 1:
         raise UserInputError("sigmas must hold at least 2 noise levels (one step)", input="sigmas")
     return _denoise(ctx, denoiser, positive, negative, latent, scheduler, steps, cfg, seed, mask, make,
                     skip=False, sigmas_given=sigmas is not None)
 
 
-def _guidance(denoiser: DiffusionDenoiser, positive: Conditioning, negative: Conditioning, cfg: float,
+def _guidance(denoiser: AnyDenoiser, positive: Conditioning, negative: Conditioning, cfg: float,
               batch: int, size: tuple[int, int], device: torch.device, dtype: torch.dtype) -> sampler.Guidance:
     """UNet kwargs of every part of the prompts, batched, with each part's weight per latent cell.
 
@@ -113,7 +119,8 @@ def _guidance(denoiser: DiffusionDenoiser, positive: Conditioning, negative: Con
         embeds = conds.pad_all(embeds)
     down = denoiser.downscale
     px_h, px_w = size[0] * down, size[1] * down
-    concat = inpaint.channels_of(positive) if inpaint.extra_channels(denoiser) else None
+    unet = isinstance(denoiser, DiffusionDenoiser)
+    concat = inpaint.channels_of(positive) if unet and inpaint.extra_channels(denoiser) else None
 
     def kwargs(items: tuple[Conditioning, ...], states: list[torch.Tensor], what: str) -> dict:
         try:
@@ -156,10 +163,11 @@ def batch_noise(shape: tuple[int, ...], gen: torch.Generator, batch_index: tuple
 
 def _denoise(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative: Conditioning,
              latent: Latent, scheduler: Scheduler, steps: int, cfg: float, seed: int, mask: Optional[Mask],
-             make_plan: Callable[[object, torch.device], sampler.Plan], *, skip: bool,
+             make_plan: Callable[[object, torch.device, Optional[sampler.TimestepArgs]], sampler.Plan], *,
+             skip: bool,
              sigmas_given: bool = False) -> Latent:
     """The body shared by ``sample`` and ``sample_advanced``: checks, guidance, the loop."""
-    denoiser = cast(DiffusionDenoiser, denoiser)  # the executor checked the socket types
+    denoiser = cast(AnyDenoiser, denoiser)  # the executor checked the socket types
     scheduler = cast(SchedulerChoice, scheduler)
     if latent.family not in ("unknown", denoiser.family):
         raise UserInputError(f"this latent comes from the {latent.family!r} latent space but the model "
@@ -167,30 +175,44 @@ def _denoise(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative:
     x0 = latent.samples.float()
     if x0.ndim != 4 or x0.shape[1] != denoiser.latent_channels:
         raise UserInputError(f"latent has shape {tuple(x0.shape)} but the model needs "
-                             f"{denoiser.latent_channels} channels", input="latent")
+                             f"{denoiser.latent_channels} channels (link the model's vae to empty_latent)",
+                             input="latent")
     for what, cond in (("positive", positive), ("negative", negative)):
         try:
             for part in conds.parts(cond):
                 denoiser.check_conditioning(part, what)
         except ValueError as exc:
             raise UserInputError(str(exc), input=what) from exc
-    try:
-        inpaint.check(denoiser, positive, tuple(x0.shape))
-    except inpaint.InpaintError as exc:
-        raise UserInputError(str(exc), input=exc.input) from exc
+    if isinstance(denoiser, TransformerDenoiser):
+        try:
+            denoiser.check_latent(tuple(x0.shape))
+        except ValueError as exc:
+            raise UserInputError(str(exc), input="latent") from exc
+    else:
+        try:
+            inpaint.check(denoiser, positive, tuple(x0.shape))
+        except inpaint.InpaintError as exc:
+            raise UserInputError(str(exc), input=exc.input) from exc
     out_family = denoiser.family
     unchanged = latent if latent.family == out_family else replace(latent, samples=x0, family=out_family,
                                                                     downscale=denoiser.downscale)
     if skip:
         return unchanged
+    batch, _, h, w = x0.shape
+    targs: Optional[sampler.TimestepArgs] = None
+    mu = None
+    if isinstance(denoiser, TransformerDenoiser):
+        den = denoiser
+        targs = lambda sch, n: den.timestep_args(sch, n, (h, w))  # noqa: E731
+        mu = den.dynamic_mu((h, w))
     try:
         sched = schedulers.build(scheduler.name, denoiser.scheduler_config, scheduler.sigmas,
-                                 scheduler.spacing, seed=int(seed))
+                                 scheduler.spacing, seed=int(seed), mu=mu)
     except ValueError as exc:
         raise UserInputError(str(exc), input="scheduler") from exc
     device = ctx.device
     try:
-        plan = make_plan(sched, device)
+        plan = make_plan(sched, device, targs)
     except ValueError as exc:
         raise UserInputError(f"{exc}; schedulers that do: "
                              f"{', '.join(schedulers.taking_sigmas())}" if sigmas_given else str(exc),
@@ -199,11 +221,11 @@ def _denoise(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative:
         return unchanged  # an empty window: nothing to run
     gen = ctx.rng(seed)
     noise = batch_noise(tuple(x0.shape), gen, latent.batch_index)
-    batch, _, h, w = x0.shape
     m = mask if mask is not None else latent.noise_mask
     lat_mask = _mask_to_latent(m, x0).to(device) if m is not None else None
-    with ctx.models.use(denoiser.unet, *controlnet.control_modules(positive, negative)):
-        dtype = next(denoiser.unet.parameters()).dtype
+    module = denoiser.module if isinstance(denoiser, TransformerDenoiser) else denoiser.unet
+    with ctx.models.use(module, *controlnet.control_modules(positive, negative)):
+        dtype = next(module.parameters()).dtype
         guidance = _guidance(denoiser, positive, negative, float(cfg), batch, (h, w), device, dtype)
 
         last = [0.0]
@@ -219,7 +241,8 @@ def _denoise(ctx: Context, denoiser: Denoiser, positive: Conditioning, negative:
 
         ctx.check_interrupted()
         try:
-            result = sampler.sample(denoiser, sched, plan, x0.to(device), noise.to(device), guidance,
+            model = accel.for_run(denoiser, module, device, ctx.settings)  # --compile, --channels-last
+            result = sampler.sample(model, sched, plan, x0.to(device), noise.to(device), guidance,
                                     mask=lat_mask, generator=gen, callback=on_step)
         except sampler.NoCleanEstimate as exc:
             raise UserInputError(str(exc), input="return_with_leftover_noise") from exc

@@ -262,6 +262,8 @@ class MiniLMTextEncoder(Patchable, TextEncoder):
 class DiffusionDenoiser(Patchable, Denoiser):
     """A diffusers ``UNet2DConditionModel`` with its scheduler config and latent family."""
 
+    runner: Any = None  # the module to call instead of ``unet`` (a compiled wrapper: accel.for_run)
+
     def __init__(self, unet: Any, scheduler_config: dict[str, Any], family: str, name: str = "",
                  latent_channels: int | None = None, downscale: int = 8) -> None:
         self.unet, self.name, self.family = unet, name, family
@@ -333,7 +335,7 @@ class DiffusionDenoiser(Patchable, Denoiser):
         concat = cond.get("concat")
         x_in = x if concat is None else torch.cat([x, concat.to(x.device, x.dtype)], dim=1)
         with applied(self.patches):
-            out = self.unet(x_in.to(dtype), t, encoder_hidden_states=cond["encoder_hidden_states"],
+            out = (self.unet if self.runner is None else self.runner)(x_in.to(dtype), t, encoder_hidden_states=cond["encoder_hidden_states"],
                             added_cond_kwargs=cond.get("added_cond_kwargs"), return_dict=False, **extra)[0]
         return out.to(x.dtype)
 

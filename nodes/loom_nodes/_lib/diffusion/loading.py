@@ -108,9 +108,9 @@ def scheduler_config(folder: Path) -> dict[str, Any]:
 
 
 class Loaded:
-    """What ``load_diffusers`` gives: the three sockets of a model."""
+    """What ``load_diffusers`` gives: the three sockets of a model (the denoiser a UNet or a transformer)."""
 
-    def __init__(self, denoiser: DiffusionDenoiser, text_encoder: Any, vae: DiffusionVAE) -> None:
+    def __init__(self, denoiser: Any, text_encoder: Any, vae: DiffusionVAE) -> None:
         self.denoiser, self.text_encoder, self.vae = denoiser, text_encoder, vae
 
 
@@ -133,15 +133,21 @@ def text_encoder_from_folder(folder: Path, family: str, dtype: torch.dtype, devi
 
 
 def load_diffusers(folder: Path, device: torch.device, dtype: torch.dtype, name: str) -> Loaded:
-    """UNet + text encoder + VAE of a diffusers folder (``local_files_only``)."""
+    """Denoiser (UNet or transformer) + text encoder + VAE of a diffusers folder (``local_files_only``)."""
     if not folder.is_dir():
-        raise ModelLoadError(f"{name} is not a folder (diffusers models are folders with unet/ and vae/)")
+        raise ModelLoadError(f"{name} is not a folder (diffusers models are folders with unet/ or "
+                             "transformer/, and vae/)")
     info = loom_info(folder)
     if info and info.get("kind") not in (None, "diffusers") and "diffusers" not in info.get("kind", []):
         raise ModelLoadError(f"{name}: loom.json says kind {info.get('kind')!r}, not a diffusers model")
+    if (folder / "transformer" / "config.json").is_file():
+        from .transformer_loading import load_transformer_diffusers  # SD3, Flux, PixArt, shapes-dit
+
+        return load_transformer_diffusers(folder, device, dtype, name)
     for sub in ("unet", "vae"):
         if not (folder / sub / "config.json").is_file():
-            raise ModelLoadError(f"{name} has no {sub}/config.json (is it a Stable Diffusion diffusers folder?)")
+            raise ModelLoadError(f"{name} has no {sub}/config.json (is it a Stable Diffusion diffusers folder? "
+                                 "transformer models have transformer/ instead of unet/)")
     work = _dtype_for("unet", device, dtype)
     vae = load_vae_folder(folder / "vae", work, name)
     unet = load_unet(folder / "unet", work)
@@ -164,6 +170,10 @@ def load_text_encoder_path(path: Path, device: torch.device, dtype: torch.dtype,
         if (path / "config.json").is_file():
             tok_dir = path / "tokenizer" if (path / "tokenizer").is_dir() else path
             return ClipTextEncoder([ClipPart(load_tokenizer(tok_dir), load_clip_model(path, work))], "clip", name)
+        if (path / "transformer" / "config.json").is_file():
+            from .transformer_loading import text_encoder_of_folder  # SD3, Flux, PixArt folders
+
+            return text_encoder_of_folder(path, device, dtype, name)
         if (path / "text_encoder").is_dir():
             return text_encoder_from_folder(path, "", work, device, name, info)
         raise ModelLoadError(f"{name}: no config.json or loom.json text encoder in this folder")

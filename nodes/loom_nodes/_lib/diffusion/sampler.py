@@ -105,7 +105,25 @@ class Plan:
         return self.after is not None
 
 
-def plan(scheduler: Any, steps: int, denoise: float, device: torch.device) -> Plan:
+TimestepArgs = Callable[[Any, int], dict[str, Any]]
+
+
+def set_steps(scheduler: Any, steps: int, device: torch.device, timestep_args: TimestepArgs | None = None) -> None:
+    """``scheduler.set_timesteps(steps)`` plus the model's extra arguments for it (flow models:
+    the pipeline's sigmas and dynamic shift ``mu``), given by ``timestep_args(scheduler, steps)``."""
+    extra = timestep_args(scheduler, steps) if timestep_args is not None else {}
+    scheduler.set_timesteps(steps, device=device, **extra)
+
+
+def add_noise(scheduler: Any, latents: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``latents`` noised to timestep ``t``: ``add_noise`` (noise prediction) or ``scale_noise`` (flow)."""
+    if hasattr(scheduler, "add_noise"):
+        return scheduler.add_noise(latents, noise, t)
+    return scheduler.scale_noise(latents, t, noise)
+
+
+def plan(scheduler: Any, steps: int, denoise: float, device: torch.device,
+         timestep_args: TimestepArgs | None = None) -> Plan:
     """Set the scheduler's timesteps for ``steps`` actual steps at strength ``denoise``.
 
     ``denoise < 1`` builds a schedule of ``round(steps / denoise)`` steps and runs its last
@@ -114,10 +132,10 @@ def plan(scheduler: Any, steps: int, denoise: float, device: torch.device) -> Pl
     if steps < 1:
         raise ValueError("steps must be at least 1")
     if denoise >= 1.0:
-        scheduler.set_timesteps(steps, device=device)
+        set_steps(scheduler, steps, device, timestep_args)
         return Plan(scheduler.timesteps, 0, True)
     total = max(steps, int(round(steps / max(denoise, 1e-4))))
-    scheduler.set_timesteps(total, device=device)
+    set_steps(scheduler, total, device, timestep_args)
     order = getattr(scheduler, "order", 1)
     begin = (total - steps) * order
     if hasattr(scheduler, "set_begin_index"):
@@ -131,7 +149,8 @@ def accepts_sigmas(scheduler: Any) -> bool:
 
 
 def window(scheduler: Any, steps: int, start: int, end: int, device: torch.device, *,
-           sigmas: torch.Tensor | None = None, add_noise: bool = True, leftover: bool = True) -> Plan:
+           sigmas: torch.Tensor | None = None, add_noise: bool = True, leftover: bool = True,
+           timestep_args: TimestepArgs | None = None) -> Plan:
     """Set a schedule of ``steps`` steps (or the custom ``sigmas``) and plan steps ``start`` ≤ i < ``end``.
 
     ``end`` beyond the schedule means its end. Starting at 0 with ``add_noise`` and no custom
@@ -141,14 +160,14 @@ def window(scheduler: Any, steps: int, start: int, end: int, device: torch.devic
     (``start ≥ end``) has no timesteps.
     """
     if sigmas is not None:
-        if not accepts_sigmas(scheduler):
+        if not accepts_sigmas(scheduler) or not hasattr(scheduler, "add_noise"):
             raise ValueError(f"{type(scheduler).__name__} does not take a custom sigma schedule")
         scheduler.set_timesteps(sigmas=[float(v) for v in sigmas], device=device)
         n = int(sigmas.numel()) - 1
     else:
         if steps < 1:
             raise ValueError("steps must be at least 1")
-        scheduler.set_timesteps(steps, device=device)
+        set_steps(scheduler, steps, device, timestep_args)
         n = steps
     all_ts = scheduler.timesteps
     order = getattr(scheduler, "order", 1)
@@ -187,9 +206,9 @@ def sample(model: ModelFn, scheduler: Any, plan_: Plan, latents: torch.Tensor, n
     if not plan_.add_noise:
         x = latents
     elif plan_.full:
-        x = noise * scheduler.init_noise_sigma
+        x = noise * getattr(scheduler, "init_noise_sigma", 1.0)  # flow schedulers start from the noise itself
     else:
-        x = scheduler.add_noise(latents, noise, ts[:1])
+        x = add_noise(scheduler, latents, noise, ts[:1])
     if mask is not None:
         mask = mask.to(x.device, x.dtype)
     extra = _step_kwargs(scheduler, generator)
@@ -201,7 +220,8 @@ def sample(model: ModelFn, scheduler: Any, plan_: Plan, latents: torch.Tensor, n
     copies = guidance.calls()
     for i, t in enumerate(ts):
         x_in = torch.cat([x] * copies) if copies > 1 else x
-        x_in = scheduler.scale_model_input(x_in, t)
+        if hasattr(scheduler, "scale_model_input"):
+            x_in = scheduler.scale_model_input(x_in, t)
         pred = guidance.combine(model(x_in, t, {**cond, "step": (i, total)}))  # step: ControlNet windows
         out = scheduler.step(pred, t, x, **extra)
         x = out.prev_sample
@@ -225,7 +245,7 @@ def _keep(scheduler: Any, plan_: Plan, latents: torch.Tensor, noise: torch.Tenso
     if not plan_.add_noise:
         return latents  # the input is already at its noise level (the second half of a split run)
     if i + 1 < len(ts):
-        return scheduler.add_noise(latents, noise, ts[i + 1:i + 2])
+        return add_noise(scheduler, latents, noise, ts[i + 1:i + 2])
     if plan_.after is not None and not clean_at_end:
-        return scheduler.add_noise(latents, noise, plan_.after)
+        return add_noise(scheduler, latents, noise, plan_.after)
     return latents
