@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from _gpu_models import MODELS, build, cpu_copy, loom_bundle
+from _gpu_models import MODELS, build, cpu_copy
 
 from loom import Executor, Settings
 
@@ -32,13 +32,11 @@ def offload(bench: Any, args: Any, device: torch.device, precision: str) -> dict
     The modules start on the CPU (as loaded models do); the budget is the UNet plus half the
     VAE, so the text encoder must leave before the UNet comes and the UNet before the VAE.
     """
-    from gpu import workflow  # noqa: PLC0415 (bench/gpu.py imports this module)
-
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
     fam = build("sd1", torch.device("cpu"), dtype, tiny=args.tiny)
     sizes = {type(m).__name__: _bytes(m) for m in fam.modules}
     budget = _bytes(fam.unet) + _bytes(fam.vae) // 2
-    MODELS["offload"] = loom_bundle(fam)
+    MODELS["offload"] = fam.bundle()
     ex = Executor(bench.reg, settings=Settings(home=bench.home, device=str(device), precision=precision,
                                                vram_budget_gb=budget / 2**30))
     handler = _Collect()
@@ -50,7 +48,7 @@ def offload(bench: Any, args: Any, device: torch.device, precision: str) -> dict
         if device.type == "cuda":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(device)
-        image = ex.run(workflow("offload", args.size, 1, args.steps, args.cfg, 1)).outputs["o"]["image"]
+        image = ex.run(fam.workflow("offload", args.size, 1, args.steps, args.cfg, 1)).outputs["o"]["image"]
         peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else 0
     finally:
         mm_log.removeHandler(handler)
@@ -66,17 +64,15 @@ def offload(bench: Any, args: Any, device: torch.device, precision: str) -> dict
 
 def determinism(bench: Any, args: Any, device: torch.device, precision: str) -> dict[str, Any]:
     """The same seed on the GPU (``precision``) and the CPU (fp32): images differ by fp16 error only."""
-    from gpu import workflow  # noqa: PLC0415
-
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(precision, torch.float32)
     size, steps = (64, 2) if args.tiny else (256, 4)
     fam = build("sd1", device, dtype, tiny=args.tiny, seed=3)
     cpu = cpu_copy(fam)
     images = {}
     for label, f, dev, prec in (("gpu", fam, device, precision), ("cpu", cpu, torch.device("cpu"), "fp32")):
-        MODELS["det"] = loom_bundle(f)
+        MODELS["det"] = f.bundle()
         ex = Executor(bench.reg, settings=Settings(home=bench.home, device=str(dev), precision=prec))
-        images[label] = ex.run(workflow("det", size, 1, steps, args.cfg, 42)).outputs["o"]["image"]
+        images[label] = ex.run(f.workflow("det", size, 1, steps, args.cfg, 42)).outputs["o"]["image"]
         MODELS.pop("det", None)
     diff = (images["gpu"] - images["cpu"]).abs()
     return {"size": size, "steps": steps, "gpu": f"{device} {precision}", "cpu": "fp32",

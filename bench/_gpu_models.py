@@ -23,6 +23,45 @@ from loom_nodes._lib.diffusion.components import ClipPart, ClipTextEncoder, Diff
 from loom_nodes._lib.diffusion.tiny import tiny_tokenizer
 
 CONFIGS = Path(__file__).resolve().parent.parent / "nodes" / "loom_nodes" / "_lib" / "configs"
+PROMPT, NEGATIVE = "a photo of a red fox in the snow, detailed", "blurry, low quality"
+
+
+def graph(name: str, size: int, batch: int, steps: int, cfg: float, seed: int, scheduler: str,
+          guidance: float | None = None) -> dict[str, Any]:
+    """The benchmark graph (the shape of workflows/text_to_image.json); ``guidance``: Flux's, cfg 1."""
+    def link(n: str, o: str) -> dict[str, str]:
+        return {"node": n, "output": o}
+    positive = link("p", "conditioning")
+    nodes: dict[str, Any] = {
+        "m": {"type": "bench_gpu_model", "inputs": {"name": name}},
+        "p": {"type": "text_encode", "inputs": {"encoder": link("m", "text_encoder"), "text": PROMPT}},
+        "n": {"type": "text_encode", "inputs": {"encoder": link("m", "text_encoder"), "text": NEGATIVE}},
+        "e": {"type": "empty_latent", "inputs": {"width": size, "height": size, "batch": batch,
+                                                 "vae": link("m", "vae")}},
+        "sc": {"type": "scheduler", "inputs": {"name": scheduler}},
+        "d": {"type": "vae_decode", "inputs": {"vae": link("m", "vae"), "latent": link("s", "latent")}},
+        "o": {"type": "bench_gpu_keep", "inputs": {"images": link("d", "image")}},
+    }
+    negative = link("n", "conditioning")
+    if guidance is not None:  # cfg 1: the negative is not used, so it is not encoded either (as FluxPipeline)
+        nodes["g"] = {"type": "flux_guidance", "inputs": {"conditioning": positive, "guidance": guidance}}
+        positive = negative = link("g", "conditioning")
+        del nodes["n"]
+    nodes["s"] = {"type": "sample", "inputs": {
+        "denoiser": link("m", "denoiser"), "positive": positive, "negative": negative,
+        "latent": link("e", "latent"), "scheduler": link("sc", "scheduler"), "steps": steps,
+        "cfg": 1.0 if guidance is not None else cfg, "seed": seed}}
+    return {"nodes": nodes}
+
+
+def count_flops(call: Any) -> float:
+    """FLOPs of ``call()`` as torch's FlopCounterMode counts them (matmuls, convolutions, attention)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        call()
+    return float(counter.get_total_flops())
 
 
 @dataclass
@@ -40,6 +79,52 @@ class Family:
     def modules(self) -> list[torch.nn.Module]:
         """Every torch module of the family."""
         return [self.unet, self.vae, *self.encoders]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    def bundle(self, unet: Any | None = None) -> "BenchModel":
+        """Loom's wrappers around these modules (``unet`` replaces the family's)."""
+        return loom_bundle(self, unet)
+
+    def pipeline(self) -> Any:
+        """diffusers' pipeline over the same modules."""
+        return pipeline(self)
+
+    def workflow(self, name: str, size: int, batch: int, steps: int, cfg: float, seed: int) -> dict[str, Any]:
+        """Loom's graph: encode ×2 → empty latent → Euler → sample → decode."""
+        return graph(name, size, batch, steps, cfg, seed, "euler")
+
+    def run_pipeline(self, pipe: Any, size: int, batch: int, steps: int, cfg: float, seed: int) -> torch.Tensor:
+        """The pipeline's images for the noise Loom draws for ``seed`` (CPU, float32)."""
+        shape = (batch, self.unet.config.in_channels, size // 8, size // 8)
+        noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
+        return pipe(prompt=PROMPT, negative_prompt=NEGATIVE, height=size, width=size, num_images_per_prompt=batch,
+                    num_inference_steps=steps, guidance_scale=cfg, latents=noise.to(self.device, self.dtype),
+                    output_type="pt").images
+
+    def flops(self, batch: int, size: int) -> float:
+        """FLOPs of one guided UNet call (batch 2 × ``batch``) at ``size``², counted by torch."""
+        u, dev, dt = self.unet, self.device, self.dtype
+        h = size // 8
+        cross = u.config.cross_attention_dim
+        kw: dict[str, Any] = {"encoder_hidden_states": torch.randn(2 * batch, 77, cross if isinstance(cross, int)
+                                                                   else cross[0], device=dev, dtype=dt)}
+        if self.arch == "sdxl":
+            pooled = self.encoders[1].config.projection_dim
+            kw["added_cond_kwargs"] = {"text_embeds": torch.randn(2 * batch, pooled, device=dev, dtype=dt),
+                                       "time_ids": torch.zeros(2 * batch, 6, device=dev, dtype=dt)}
+        x = torch.randn(2 * batch, u.config.in_channels, h, h, device=dev, dtype=dt)
+        return count_flops(lambda: u(x, torch.tensor(500, device=dev), **kw))
+
+    def attention(self) -> str:
+        """The attention processor the UNet uses (SDPA: ``AttnProcessor2_0``)."""
+        return type(next(iter(self.unet.attn_processors.values()))).__name__
 
     def params(self) -> dict[str, int]:
         """Parameter count per module."""
@@ -122,7 +207,7 @@ def loom_bundle(fam: Family, unet: Any | None = None) -> "BenchModel":
     return BenchModel(den, te, vae)
 
 
-def pipeline(fam: Family, device: torch.device) -> Any:
+def pipeline(fam: Family) -> Any:
     """diffusers' pipeline over the same modules, with an Euler scheduler from the same config."""
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, StableDiffusionXLPipeline
 

@@ -35,14 +35,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _gpu_checks import determinism, offload  # noqa: E402
-from _gpu_models import MODELS, Family, build, loom_bundle, pipeline  # noqa: E402
+from _gpu_flux import build_flux  # noqa: E402
+from _gpu_models import MODELS, build  # noqa: E402
 
 from loom import Executor, Registry, Settings  # noqa: E402
 
-PROMPT, NEGATIVE = "a photo of a red fox in the snow, detailed", "blurry, low quality"
 H200_PEAK_TFLOPS = 989.0  # dense bf16/fp16 tensor-core peak of an H200 SXM (NVIDIA's data sheet)
 NODE_MODULES = ["loom_nodes.text_encoders", "loom_nodes.sampling", "loom_nodes.latents", "loom_nodes.vae_nodes",
-                "_gpu_models"]
+                "loom_nodes.transformers", "_gpu_models"]
 log = logging.getLogger("bench.gpu")
 
 try:  # the pipelines warn about casting random-weight modules; not news here
@@ -87,26 +87,6 @@ def registry() -> Registry:
     return reg
 
 
-def workflow(name: str, size: int, batch: int, steps: int, cfg: float, seed: int) -> dict[str, Any]:
-    """The benchmark graph (the same shape as workflows/text_to_image.json)."""
-    def link(n: str, o: str) -> dict[str, str]:
-        return {"node": n, "output": o}
-    return {"nodes": {
-        "m": {"type": "bench_gpu_model", "inputs": {"name": name}},
-        "p": {"type": "text_encode", "inputs": {"encoder": link("m", "text_encoder"), "text": PROMPT}},
-        "n": {"type": "text_encode", "inputs": {"encoder": link("m", "text_encoder"), "text": NEGATIVE}},
-        "e": {"type": "empty_latent", "inputs": {"width": size, "height": size, "batch": batch,
-                                                 "vae": link("m", "vae")}},
-        "sc": {"type": "scheduler", "inputs": {"name": "euler"}},
-        "s": {"type": "sample", "inputs": {"denoiser": link("m", "denoiser"), "positive": link("p", "conditioning"),
-                                           "negative": link("n", "conditioning"), "latent": link("e", "latent"),
-                                           "scheduler": link("sc", "scheduler"), "steps": steps, "cfg": cfg,
-                                           "seed": seed}},
-        "d": {"type": "vae_decode", "inputs": {"vae": link("m", "vae"), "latent": link("s", "latent")}},
-        "o": {"type": "bench_gpu_keep", "inputs": {"images": link("d", "image")}},
-    }}
-
-
 def sync(device: torch.device) -> None:
     """Wait for the device (timings include all queued work)."""
     if device.type == "cuda":
@@ -127,26 +107,6 @@ def timed(device: torch.device, fn: Callable[[], Any]) -> tuple[float, float, An
     return dt, peak, out
 
 
-def unet_flops(fam: Family, batch: int, size: int, device: torch.device, dtype: torch.dtype) -> float:
-    """FLOPs of one guided UNet call (batch 2 × ``batch``) at ``size``², counted by torch."""
-    from torch.utils.flop_counter import FlopCounterMode
-
-    u = fam.unet
-    h = size // 8
-    x = torch.randn(2 * batch, u.config.in_channels, h, h, device=device, dtype=dtype)
-    cross = u.config.cross_attention_dim
-    states = torch.randn(2 * batch, 77, cross if isinstance(cross, int) else cross[0], device=device, dtype=dtype)
-    kw: dict[str, Any] = {}
-    if fam.arch == "sdxl":
-        pooled = fam.encoders[1].config.projection_dim
-        kw["added_cond_kwargs"] = {"text_embeds": torch.randn(2 * batch, pooled, device=device, dtype=dtype),
-                                   "time_ids": torch.zeros(2 * batch, 6, device=device, dtype=dtype)}
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        u(x, torch.tensor(500, device=device), encoder_hidden_states=states, **kw)
-    return float(counter.get_total_flops())
-
-
 class Bench:
     """Runs the alternating Loom / diffusers measurements for one family and dtype."""
 
@@ -158,26 +118,22 @@ class Bench:
         return Executor(self.reg, settings=Settings(home=self.home, device=str(self.device), precision=precision,
                                                     **settings))
 
-    def measure(self, fam: Family, name: str, precision: str, batch: int, size: int,
+    def measure(self, fam: Any, name: str, precision: str, batch: int, size: int,
                 variant: str = "plain", loom_settings: dict[str, Any] | None = None) -> Row:
+        """Loom and diffusers on ``fam`` (an SD ``Family`` or a ``FluxFamily``), alternating."""
         a, dev = self.args, self.device
-        dtype = next(fam.unet.parameters()).dtype
-        MODELS[name] = loom_bundle(fam)
+        MODELS[name] = fam.bundle()
         ex = self.executor(precision, **(loom_settings or {}))
-        pipe = pipeline(fam, dev)
-        latent_shape = (batch, fam.unet.config.in_channels, size // 8, size // 8)
+        pipe = fam.pipeline()
+        cfg = a.flux_guidance if fam.arch == "flux" else a.cfg
 
         def loom_run(seed: int) -> torch.Tensor:
             ex.cache.clear()  # models stay loaded (as in a server); every node runs again
-            return ex.run(workflow(name, size, batch, a.steps, a.cfg, seed)).outputs["o"]["image"]
+            return ex.run(fam.workflow(name, size, batch, a.steps, cfg, seed)).outputs["o"]["image"]
 
         def diffusers_run(seed: int) -> torch.Tensor:
-            noise = torch.randn(latent_shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float32)
             with torch.no_grad():
-                out = pipe(prompt=PROMPT, negative_prompt=NEGATIVE, height=size, width=size,
-                           num_images_per_prompt=batch, num_inference_steps=a.steps, guidance_scale=a.cfg,
-                           latents=noise.to(dev, dtype), output_type="pt").images
-            return out.float().cpu()
+                return fam.run_pipeline(pipe, size, batch, a.steps, cfg, seed).float().cpu()
 
         for _ in range(a.warmup):  # loads, cuDNN autotuning, compilation
             loom_run(0)
@@ -192,7 +148,7 @@ class Bench:
                 dt, peak, _ = timed(dev, lambda: fn(i + 1))
                 times[side].append(dt)
                 peaks[side].append(peak)
-        flops = unet_flops(fam, batch, size, dev, dtype) * a.steps if dev.type == "cuda" else 0.0
+        flops = fam.flops(batch, size) * a.steps if dev.type == "cuda" else 0.0
         loom_s = statistics.median(times["loom"])
         MODELS.pop(name, None)
         return Row(model=fam.arch, dtype=precision, batch=batch, size=size, variant=variant,
@@ -200,7 +156,7 @@ class Bench:
                    loom_peak_gib=statistics.median(peaks["loom"]),
                    diffusers_peak_gib=statistics.median(peaks["diffusers"]),
                    tflops=flops / loom_s / 1e12 if loom_s else 0.0, match=match, steps=a.steps,
-                   extra={"attention": type(next(iter(fam.unet.attn_processors.values()))).__name__,
+                   extra={"attention": fam.attention(),
                           "loom_runs_s": [round(t, 4) for t in times["loom"]],
                           "diffusers_runs_s": [round(t, 4) for t in times["diffusers"]]})
 
@@ -225,6 +181,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--batches", default="1,4")
     ap.add_argument("--size", type=int, default=512, help="SD 1.5 image size")
     ap.add_argument("--xl-size", type=int, default=1024, help="SDXL image size (batch 1); 0 skips SDXL")
+    ap.add_argument("--flux-size", type=int, default=1024,
+                    help="reduced-depth Flux transformer image size (batch 1, bf16); 0 skips Flux")
+    ap.add_argument("--flux-guidance", type=float, default=3.5, help="Flux's distilled guidance")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--cfg", type=float, default=7.5)
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per side (median)")
@@ -242,6 +201,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.tiny:
         args.size, args.steps, args.repeat = 64, 2, 1
         args.xl_size = 64 if args.xl_size else 0
+        args.flux_size = 64 if args.flux_size else 0
     return args
 
 
@@ -291,6 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         for prec in dtypes if args.xl_size else []:
             fam = build("sdxl", device, torch_dtype[prec], tiny=args.tiny)
             report(bench.measure(fam, "sdxl", prec, 1, args.xl_size))
+            del fam
+            free()
+        if args.flux_size:
+            prec = "bf16" if "bf16" in dtypes else dtypes[0]
+            fam = build_flux(device, torch_dtype[prec], tiny=args.tiny)
+            report(bench.measure(fam, "flux", prec, 1, args.flux_size))
             del fam
             free()
         if not args.no_offload:

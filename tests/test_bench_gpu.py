@@ -1,4 +1,4 @@
-"""bench/gpu.py runs end to end on the CPU with tiny modules (its dry run), and Loom equals diffusers there."""
+"""bench/gpu.py runs end to end on the CPU with tiny modules (its dry run): Loom equals diffusers' SD 1.5, SDXL and Flux pipelines there."""
 from __future__ import annotations
 
 import json
@@ -27,12 +27,12 @@ def test_gpu_bench_dry_run_on_cpu(gpu_bench, tmp_path: Path, capsys: pytest.Capt
                            "--json", str(out), "--markdown", str(md)]) == 0
     data = json.loads(out.read_text())
     rows = {(r["model"], r["batch"]): r for r in data["rows"]}
-    assert set(rows) == {("sd1", 1), ("sd1", 2), ("sdxl", 1)}
+    assert set(rows) == {("sd1", 1), ("sd1", 2), ("sdxl", 1), ("flux", 1)}
     for r in rows.values():
         assert r["match"] < 1e-5, r  # the same modules through Loom's graph and diffusers' pipeline
         assert r["loom_s"] > 0 and r["diffusers_s"] > 0
     assert data["checks"]["offload"]["completed"] is True
     assert data["checks"]["determinism"]["max_abs"] == 0.0  # CPU vs CPU in the dry run
     table = md.read_text()
-    assert "| sdxl | fp32 | 1 | 64² | plain |" in table
+    assert "| sdxl | fp32 | 1 | 64² | plain |" in table and "| flux | fp32 | 1 | 64² | plain |" in table
     assert "| model | dtype | batch |" in capsys.readouterr().out
