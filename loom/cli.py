@@ -34,8 +34,16 @@ def common_parser() -> argparse.ArgumentParser:
     g.add_argument("--ram-budget-gb", type=_positive_gb, default=None,
                    help="CPU RAM loaded models and cached outputs may use before the least recently "
                         "used are released (default: half of this machine's RAM)")
+    g.add_argument("--compile", nargs="?", const="default", default="off", choices=COMPILE_MODES,
+                   help="torch.compile the denoiser on CUDA (first run of a shape compiles; "
+                        "MODE: default, reduce-overhead = with CUDA graphs, max-autotune)")
+    g.add_argument("--channels-last", action="store_true",
+                   help="keep the UNet in channels-last memory format on CUDA")
     g.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
+
+
+COMPILE_MODES = ("off", "default", "reduce-overhead", "max-autotune")
 
 
 def _positive_gb(text: str) -> float:
@@ -55,7 +63,8 @@ def settings_from_args(ns: argparse.Namespace) -> Settings:
                     custom_nodes_dirs=list(ns.custom_nodes), output_dir=ns.output_dir,
                     device=ns.device, precision=ns.precision,
                     vram_budget_gb=ns.vram_budget_gb,
-                    ram_budget_gb=getattr(ns, "ram_budget_gb", None))
+                    ram_budget_gb=getattr(ns, "ram_budget_gb", None),
+                    compile=getattr(ns, "compile", "off"), channels_last=getattr(ns, "channels_last", False))
 
 
 def parse_set(items: Sequence[str]) -> list[tuple[str, str, Any]]:
@@ -95,14 +104,17 @@ def cmd_validate(ns: argparse.Namespace) -> int:
         return 1
     reg = Registry.default(settings)
     _warn_plugin_errors(reg)
-    problems = validate(wf, reg, settings)
+    from .sweeps import parse_sweeps, sweep_problems
+    sweep = parse_sweeps(wf.extra)  # a SweepError is reported by main()
+    problems = sweep_problems(wf, sweep, reg, settings) if sweep else validate(wf, reg, settings)
     if ns.json:
         print(json.dumps({"valid": not problems, "problems": [p.to_dict() for p in problems]}, indent=2))
     else:
         for p in problems:
             print(p)
         if not problems:
-            print(f"{ns.workflow}: valid ({len(wf.nodes)} nodes)")
+            cells = f", {len(sweep)} sweep cells" if sweep else ""
+            print(f"{ns.workflow}: valid ({len(wf.nodes)} nodes{cells})")
     return 2 if problems else 0
 
 
@@ -142,8 +154,13 @@ def cmd_run(ns: argparse.Namespace) -> int:
     wf = _load(ns.workflow)  # a WorkflowFileError is reported by main()
     for node_id, name, value in parse_set(ns.set):
         wf.set_input(node_id, name, value)
+    from .sweeps import combine, parse_cli_sweep, parse_sweeps
+    sweep = combine(parse_sweeps(wf.extra), [parse_cli_sweep(s) for s in ns.sweep], ns.sweep_mode)
     reg = Registry.default(settings)
     _warn_plugin_errors(reg)
+    if sweep is not None:  # a sweep: every cell checked first, then run on one executor
+        from .sweep_cli import run_sweep_command
+        return run_sweep_command(Executor(reg, settings=settings), wf, sweep)
     observer = TqdmObserver(wf)
     try:
         result = Executor(reg, settings=settings).run(wf, observer)
@@ -183,6 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("workflow")
     p.add_argument("--set", action="append", default=[], metavar="NODE.INPUT=VALUE",
                    help="override an input (VALUE is JSON when it parses, else text)")
+    p.add_argument("--sweep", action="append", default=[], metavar="NODE.INPUT=VALUES",
+                   help="run once per value: a,b,c or start..stop[:step] (repeatable; see docs/evaluation.md)")
+    p.add_argument("--sweep-mode", choices=("product", "zip"), default=None,
+                   help="combine the --sweep axes: every combination (product, default) or side by side (zip)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("validate", parents=[common], help="check a workflow without running it")
     p.add_argument("workflow")

@@ -23,6 +23,7 @@ from .nodeapi import InputSpec, NodeSpec
 from .modes import apply_modes
 from .registry import Registry
 from .settings import Settings
+from .subgraphs import expand_subgraphs, expand_targets
 from .graph import needed_nodes, parents_of, topological_order
 from .validation import Problem, check_node, cycles, link_graph
 from .workflow import Workflow, is_link
@@ -91,7 +92,9 @@ def compile_workflow(workflow: Workflow | dict[str, Any], registry: Registry,
     wf = workflow if upgraded and isinstance(workflow, Workflow) else _upgraded(workflow, registry)
     if isinstance(wf, list):
         return wf
-    nodes, problems = apply_modes(wf.nodes, registry)  # muted and bypassed nodes taken out
+    nodes, problems = expand_subgraphs(wf, registry)  # instances → "instance/inner" nodes
+    nodes, moded = apply_modes(nodes, registry)  # muted and bypassed nodes taken out
+    problems += moded
     specs: dict[str, NodeSpec] = {}
     for nid, entry in nodes.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("type"), str):
@@ -104,6 +107,7 @@ def compile_workflow(workflow: Workflow | dict[str, Any], registry: Registry,
             continue
         specs[nid] = spec
     if targets is not None:
+        targets = expand_targets(targets, nodes, registry)  # an instance: its output nodes
         outputs = [t for t in targets if t in specs]
         problems += [Problem(t, None, "missing_node", f"no node {t!r} to run")
                      for t in targets if t not in nodes]

@@ -85,8 +85,8 @@ def check_node(nid: str, entry: dict[str, Any], spec: NodeSpec, nodes: dict[str,
             if inp.required and (inp.kind == "socket" or inp.default is None):
                 what = f"a link from a {inp.type_name} output" if inp.kind == "socket" else "a value"
                 out.append(Problem(nid, inp.name, "missing_input", f"required input needs {what}"))
-            elif inp.default is not None:
-                values[inp.name] = _converted(inp, inp.default, None)
+            elif inp.default is not None:  # converted like a given value: a default model name resolves too
+                out += _check_literal(nid, inp, inp.default, settings, values)
             else:
                 values[inp.name] = None
             continue

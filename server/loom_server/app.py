@@ -7,7 +7,8 @@ from typing import TYPE_CHECKING, AsyncIterator
 
 from aiohttp import web
 
-from . import routes_convert, routes_files, routes_info, routes_runs, routes_workflows
+from . import routes_convert, routes_files, routes_info, routes_runs, routes_settings, routes_workflows
+from . import routes_ratings, routes_sweeps
 from .config import ServerConfig
 from .events import Hub
 from .queue_store import QueueStore
@@ -36,6 +37,7 @@ def create_app(settings: "Settings", config: ServerConfig | None = None, *,
     app[CONFIG] = config
     app[REGISTRY_OVERRIDE] = registry
     for table in (routes_runs.routes, routes_info.routes, routes_workflows.routes, routes_convert.routes,
+                  routes_settings.routes, routes_sweeps.routes, routes_ratings.routes,
                   routes_files.routes):  # files last: its catch-all serves web/
         app.router.add_routes(table)
     app.cleanup_ctx.append(_lifetime)

@@ -48,10 +48,19 @@ def _paths() -> dict[str, Any]:
             "200": _json({"type": "array", "items": {"$ref": "#/components/schemas/NodeSchema"}}),
             "503": _err("the registry failed to load")}, tag="nodes")},
         "/api/runs": {
-            "post": _op("Validate and queue a workflow (top-level \"front\": true queues it first)", {
+            "post": _op("Validate and queue a workflow (top-level \"front\": true queues it first); "
+                        "a workflow with \"sweeps\" queues one run per cell", {
                 "201": _json({"type": "object", "properties": {
-                    "id": {"type": "string"}, "position": {"type": "integer"}}}, "queued"),
+                    "id": {"type": "string", "description": "the (first) run"},
+                    "position": {"type": "integer"},
+                    "count": {"type": "integer", "description": "runs queued (cells of a sweep)"},
+                    "sweep": {"type": "string", "description": "sweeps only: the sweep id"},
+                    "runs": {"type": "array", "items": {"type": "string"},
+                             "description": "sweeps only: run ids in cell order"}}}, "queued"),
                 "400": _json({"$ref": "#/components/schemas/ValidationFailure"}, "invalid"),
+                "422": _json({"$ref": "#/components/schemas/ValidationFailure"},
+                             "a sweep cell is invalid (problems name cell, values, node, input, value); "
+                             "nothing queued"),
                 "413": _err("body too large")}, body=_WORKFLOW_BODY, tag="runs"),
             "get": _op("Queue and history, newest first, paged", {
                 "200": _json({"$ref": "#/components/schemas/RunPage"}),
@@ -95,7 +104,8 @@ def _paths() -> dict[str, Any]:
             "200": _json({"type": "object", "properties": {"workflows": {"type": "array", "items": {
                 "type": "object", "properties": {
                     "name": {"type": "string"}, "source": {"enum": ["saved", "example"]},
-                    "title": {"type": ["string", "null"]}, "modified": {"type": "number"}}}}}})},
+                    "title": {"type": ["string", "null"]}, "modified": {"type": "number"},
+                    "subgraph": {"type": "boolean"}}}}}})},
             tag="workflows")},
         "/api/workflows/{name}": {
             "get": _op("One workflow (saved wins over example; ?source= picks)", {
@@ -110,6 +120,14 @@ def _paths() -> dict[str, Any]:
             "delete": _op("Delete a saved workflow", {
                 "200": _json(_ANY_OBJ), "404": _err("no such saved workflow")},
                 params=[_WF_NAME], tag="workflows")},
+        "/api/settings": {
+            "get": _op("The canvas settings kept in <home>/user/settings.json", {
+                "200": _json({"$ref": "#/components/schemas/Settings"})}, tag="settings"),
+            "put": _op("Replace the canvas settings (known keys and value types only)", {
+                "200": _json({"$ref": "#/components/schemas/Settings"}),
+                "400": _err("unknown key or wrong value type"), "413": _err("body too large")},
+                body={"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Settings"}}}}, tag="settings")},
         "/api/models": {"get": _op("Model files per kind with sizes and short hashes", {
             "200": _json(_ANY_OBJ), "400": _err("unknown kind")},
             params=[_param("kind", "query", "comma-separated kinds", required=False)],
@@ -132,6 +150,48 @@ def _paths() -> dict[str, Any]:
             "WebSocket of run events (JSON text frames, see components.schemas.Event)", {
                 "101": {"description": "switching to WebSocket"},
                 "400": _err("not a WebSocket request")}, tag="runs")},
+    }
+
+
+def _eval_paths() -> dict[str, Any]:
+    """Sweeps and human ratings."""
+    sid = _param("id", "path", "sweep id")
+    png = {"description": "PNG image", "content": {"image/png": {}}}
+    csv = {"description": "CSV text", "content": {"text/csv": {}}}
+    axis = lambda n, d: _param(n, "query", d, required=False)  # noqa: E731
+    filters = [axis("run", "only this run"), axis("sweep", "only this sweep"), axis("rater", "only this rater")]
+    return {
+        "/api/sweeps/{id}": {"get": _op("A sweep: mode, axes, and per cell its values, run, status, images", {
+            "200": _json(_ANY_OBJ), "404": _err("unknown sweep")}, params=[sid], tag="sweeps")},
+        "/api/sweeps/{id}/table": {"get": _op(
+            "Per cell: values, status, time, seeds, metrics, human means; rank correlations", {
+                "200": _json(_ANY_OBJ), "404": _err("unknown sweep")}, params=[sid], tag="sweeps")},
+        "/api/sweeps/{id}/table.csv": {"get": _op("The sweep table as CSV", {
+            "200": csv, "404": _err("unknown sweep")}, params=[sid], tag="sweeps")},
+        "/api/sweeps/{id}/grid.png": {"get": _op("The cells' images as one labelled grid", {
+            "200": png, "400": _err("not a swept input or no such page"), "404": _err("unknown sweep")},
+            params=[sid, axis("x", "axis key across"), axis("y", "axis key down"),
+                    axis("page", "axis key of pages"), axis("n", "page number from 0")], tag="sweeps")},
+        "/api/sweeps/{id}/plot.png": {"get": _op("A metric against a swept value, a line per series", {
+            "200": png, "400": _err("not a swept input or metric"), "404": _err("unknown sweep")},
+            params=[sid, axis("x", "axis key"), axis("metric", "table column"),
+                    axis("series", "axis key: one line per value")], tag="sweeps")},
+        "/api/ratings": {
+            "post": _op("Store a 1-5 score or an A/B choice (committed before the answer)", {
+                "201": _json(_ANY_OBJ, "stored"), "400": _err("a bad field (named in \"field\")"),
+                "404": _err("unknown run")}, body={"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Rating"}}}}, tag="ratings"),
+            "get": _op("Scores and A/B choices (?format=csv&kind=scores|choices)", {
+                "200": _json({"type": "object", "properties": {
+                    "ratings": {"type": "array"}, "choices": {"type": "array"}}}),
+                "400": _err("bad format or kind")},
+                params=[*filters, axis("format", "json or csv"), axis("kind", "csv: scores or choices")],
+                tag="ratings")},
+        "/api/ratings/summary": {"get": _op(
+            "Mean score with a 95 % interval per cell (or run) and criterion; Bradley-Terry ranking", {
+                "200": _json(_ANY_OBJ), "404": _err("unknown sweep")},
+            params=[axis("sweep", "group by this sweep's cells"), axis("rater", "only this rater")],
+            tag="ratings")},
     }
 
 
@@ -163,6 +223,19 @@ def _components() -> dict[str, Any]:
             "output_node": {"type": "boolean"}, "inputs": {"type": "array"},
             "outputs": {"type": "array"}}},
         "Run": run,
+        "Rating": {"type": "object", "required": ["criterion", "rater"], "properties": {
+            "run": {"type": "string"}, "node": {"type": "string"}, "image_index": {"type": "integer"},
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "criterion": {"enum": ["realism", "alignment", "aesthetic"]},
+            "rater": {"type": "string", "maxLength": 40},
+            "a": {"type": "object"}, "b": {"type": "object"}, "winner": {"enum": ["a", "b"]}}},
+        "Settings": {"type": "object", "required": ["settings", "updated"], "properties": {
+            "settings": {"type": "object", "additionalProperties": False, "properties": {
+                "linkStyle": {"enum": ["spline", "linear", "straight"]},
+                "snapToGrid": {"type": "boolean"}, "confirmDelete": {"type": "boolean"},
+                "theme": {"enum": ["dark", "light"]}, "minimap": {"type": "boolean"},
+                "defaultZoom": {"type": "number", "description": "0 = automatic, else 0.1-4"}}},
+            "updated": {"type": ["number", "null"], "description": "seconds since 1970"}}},
         "RunPage": {"type": "object", "properties": {
             "runs": {"type": "array", "items": run}, "next": {"type": ["string", "null"]},
             "queue": {"type": "object"}}},
@@ -180,5 +253,5 @@ def openapi_document() -> dict[str, Any]:
     return {"openapi": "3.1.0",
             "info": {"title": "Loom API", "version": "1",
                      "description": "Queue workflows, follow them live, fetch results."},
-            "paths": _paths(), "components": _components(),
+            "paths": {**_paths(), **_eval_paths()}, "components": _components(),
             "security": [{}, {"bearer": []}, {"cookie": []}]}

@@ -15,7 +15,7 @@ from loom.workflow import parse_json
 
 STATUSES = ("queued", "running", "finished", "failed", "interrupted", "cancelled")
 TERMINAL = ("finished", "failed", "interrupted", "cancelled")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: sweeps, ratings, choices; runs.sweep_*
 MAX_ATTEMPTS = 3  # a run that was cut off this many times (it may crash the server) fails
 
 _SCHEMA = """
@@ -34,9 +34,34 @@ CREATE TABLE IF NOT EXISTS runs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_queue ON runs(status, ord);
+CREATE TABLE IF NOT EXISTS sweeps (
+    id TEXT PRIMARY KEY, created REAL NOT NULL, mode TEXT NOT NULL, axes TEXT NOT NULL,
+    cells INTEGER NOT NULL, title TEXT, workflow TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ratings (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL, node TEXT NOT NULL, image_index INTEGER NOT NULL,
+    workflow_hash TEXT NOT NULL, sweep_id TEXT, cell INTEGER, seeds TEXT NOT NULL, rater TEXT NOT NULL,
+    criterion TEXT NOT NULL CHECK (criterion IN ('realism', 'alignment', 'aesthetic')),
+    score INTEGER NOT NULL CHECK (score BETWEEN 1 AND 5),
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ratings_run ON ratings(run_id);
+CREATE INDEX IF NOT EXISTS ratings_sweep ON ratings(sweep_id, cell);
+CREATE TABLE IF NOT EXISTS choices (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    a_run TEXT NOT NULL, a_node TEXT NOT NULL, a_index INTEGER NOT NULL, a_cell INTEGER,
+    b_run TEXT NOT NULL, b_node TEXT NOT NULL, b_index INTEGER NOT NULL, b_cell INTEGER,
+    sweep_id TEXT, winner TEXT NOT NULL CHECK (winner IN ('a', 'b')), rater TEXT NOT NULL,
+    criterion TEXT NOT NULL CHECK (criterion IN ('realism', 'alignment', 'aesthetic')),
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS choices_sweep ON choices(sweep_id);
 """
+# Columns added after version 1 (ALTER TABLE on an older database; new ones get them too).
+_RUN_COLUMNS = {"sweep_id": "TEXT", "sweep_cell": "INTEGER", "sweep_values": "TEXT"}
 
-_SUMMARY = "id, status, ord, created, started, finished, attempts, title, error"
+_SUMMARY = "id, status, ord, created, started, finished, attempts, title, error, sweep_id, sweep_cell, sweep_values"
 
 
 @dataclass
@@ -68,7 +93,14 @@ class QueueStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: survives a process crash
             self._db.executescript(_SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(runs)")}
+            for name, kind in _RUN_COLUMNS.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+            self._db.execute("CREATE INDEX IF NOT EXISTS runs_sweep ON runs(sweep_id, sweep_cell)")
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        from .ratings_store import RatingStore  # ratings and A/B choices: same database, same lock
+        self.ratings = RatingStore(self._db, self._lock)
 
     def close(self) -> None:
         """Close the database."""
@@ -82,26 +114,80 @@ class QueueStore:
 
         ``on_added(run_id, position)`` is called before any worker can claim the run (the
         store's lock is still held): what it announces comes before the run's own events."""
-        run_id = uuid.uuid4().hex[:16]
-        meta = workflow.get("meta")
-        title = meta.get("title") if isinstance(meta, dict) else None
         text = _dump_workflow(workflow)
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
-            if front:
-                row = self._db.execute("SELECT MIN(ord) FROM runs WHERE status='queued'").fetchone()
-                ord_ = (row[0] if row[0] is not None else 0) - 1
-            else:
-                row = self._db.execute("SELECT MAX(ord) FROM runs").fetchone()
-                ord_ = (row[0] if row[0] is not None else 0) + 1
-            self._db.execute(
-                "INSERT INTO runs (id, status, ord, created, title, workflow) VALUES (?,?,?,?,?,?)",
-                (run_id, "queued", ord_, time.time(), title if isinstance(title, str) else None, text))
-            pos = self._db.execute("SELECT COUNT(*) FROM runs WHERE status='queued' AND ord<?",
-                                   (ord_,)).fetchone()[0]
-            if on_added is not None:
-                on_added(run_id, pos)
+            return self._insert(workflow, text, front, on_added, None)
+
+    def _insert(self, workflow: dict[str, Any], text: str, front: bool,
+                on_added: Callable[[str, int], None] | None,
+                sweep: tuple[str, int, str] | None) -> tuple[str, int]:
+        """Insert one queued run (the caller holds the lock inside a transaction)."""
+        run_id = uuid.uuid4().hex[:16]
+        meta = workflow.get("meta")
+        title = meta.get("title") if isinstance(meta, dict) else None
+        if front:
+            row = self._db.execute("SELECT MIN(ord) FROM runs WHERE status='queued'").fetchone()
+            ord_ = (row[0] if row[0] is not None else 0) - 1
+        else:
+            row = self._db.execute("SELECT MAX(ord) FROM runs").fetchone()
+            ord_ = (row[0] if row[0] is not None else 0) + 1
+        sweep_id, cell, values = sweep if sweep is not None else (None, None, None)
+        self._db.execute(
+            "INSERT INTO runs (id, status, ord, created, title, workflow, sweep_id, sweep_cell, "
+            "sweep_values) VALUES (?,?,?,?,?,?,?,?,?)",
+            (run_id, "queued", ord_, time.time(), title if isinstance(title, str) else None, text,
+             sweep_id, cell, values))
+        pos = self._db.execute("SELECT COUNT(*) FROM runs WHERE status='queued' AND ord<?",
+                               (ord_,)).fetchone()[0]
+        if on_added is not None:
+            on_added(run_id, pos)
         return run_id, pos
+
+    # --- sweeps ------------------------------------------------------------------
+    def add_sweep(self, sweep_id: str, sweep: dict[str, Any], base: dict[str, Any],
+                  cells: list[tuple[int, dict[str, Any], dict[str, Any]]], front: bool = False,
+                  on_added: Callable[[str, int, int], None] | None = None) -> list[tuple[str, int]]:
+        """Queue every cell of a sweep in one transaction (all or nothing), in cell order:
+        [(run id, position)]. ``sweep`` is ``{"mode", "axes"}``; ``cells`` are (index, values,
+        workflow); ``on_added(run_id, position, cell)``. With ``front`` the whole sweep goes
+        before the queue, still in cell order."""
+        meta = base.get("meta")
+        title = meta.get("title") if isinstance(meta, dict) else None
+        texts = [(i, _json(values), wf, _dump_workflow(wf)) for i, values, wf in cells]
+        out = []
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("INSERT INTO sweeps (id, created, mode, axes, cells, title, workflow) "
+                             "VALUES (?,?,?,?,?,?,?)",
+                             (sweep_id, time.time(), sweep["mode"], _json(sweep["axes"]), len(cells),
+                              title if isinstance(title, str) else None, _dump_workflow(base)))
+            order = reversed(texts) if front else texts  # front: the last cell goes in first
+            for i, values, wf, text in order:
+                added = (lambda r, p, i=i: on_added(r, p, i)) if on_added is not None else None
+                out.append(self._insert(wf, text, front, added, (sweep_id, i, values)))
+        return out[::-1] if front else out
+
+    def get_sweep(self, sweep_id: str) -> dict[str, Any] | None:
+        """A sweep (mode, axes, base workflow) and its runs in cell order, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT * FROM sweeps WHERE id=?", (sweep_id,)).fetchone()
+            if row is None:
+                return None
+            runs = self._db.execute(f"SELECT {_SUMMARY}, result, workflow FROM runs WHERE sweep_id=? "
+                                    "ORDER BY sweep_cell", (sweep_id,)).fetchall()
+        cells = [{**_summary(r, None), "result": json.loads(r["result"]) if r["result"] else None,
+                  "workflow": r["workflow"]} for r in runs]  # the workflow as text: parsed when needed
+        return {"id": row["id"], "created": row["created"], "mode": row["mode"],
+                "axes": json.loads(row["axes"]), "cells": row["cells"], "title": row["title"],
+                "workflow": json.loads(row["workflow"]), "runs": cells}
+
+    def sweep_of(self, run_id: str) -> dict[str, Any] | None:
+        """``{"id", "cell", "values"}`` of a run made by a sweep; None otherwise (or unknown)."""
+        with self._lock:
+            row = self._db.execute("SELECT sweep_id, sweep_cell, sweep_values FROM runs WHERE id=?",
+                                   (run_id,)).fetchone()
+        return _sweep_field(row) if row is not None else None
 
     def claim_next(self) -> ClaimedRun | None:
         """Mark the first queued run as running and return it (None when the queue is empty)."""
@@ -294,9 +380,19 @@ def _summary(row: sqlite3.Row, position: int | None, full: bool = False) -> dict
                                                 "attempts", "title")}
     if position is not None:
         out["position"] = position
+    sweep = _sweep_field(row)
+    if sweep is not None:
+        out["sweep"] = sweep
     if row["error"]:
         err = json.loads(row["error"])
         if not full:
             err = {k: err.get(k) for k in ("node", "error_type", "message")}
         out["error"] = err
     return out
+
+
+def _sweep_field(row: sqlite3.Row) -> dict[str, Any] | None:
+    if row["sweep_id"] is None:
+        return None
+    values = json.loads(row["sweep_values"]) if row["sweep_values"] else {}
+    return {"id": row["sweep_id"], "cell": row["sweep_cell"], "values": values}

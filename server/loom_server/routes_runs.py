@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
@@ -23,20 +23,21 @@ MAX_PAGE = 500
 
 @routes.post("/api/runs")
 async def queue_run(request: web.Request) -> web.Response:
-    """Validate a workflow and queue it: 201 {id, position} or 400 {problems}.
+    """Validate a workflow and queue it: 201 {id, position, count} or 400 {problems}; a workflow
+    with ``sweeps`` queues one run per cell (see ``routes_sweeps.accept_sweep``).
 
     Parsing, validating and storing happen off the event loop (``_accept``): a 5 MB
     workflow takes seconds, and other requests are answered meanwhile."""
     data = await read_body(request, request.app[CONFIG].body_limit)
     worker = await ready_worker(request)
-    run_id, position, front = await asyncio.get_running_loop().run_in_executor(
+    answer = await asyncio.get_running_loop().run_in_executor(
         None, _accept, data, worker, request.app[STORE])
     worker.wake()
-    return web.json_response({"id": run_id, "position": position}, status=201)
+    return web.json_response(answer, status=201)
 
 
-def _accept(data: bytes, worker: "Worker", store: QueueStore) -> tuple[str, int, bool]:
-    """Parse, compile and queue a POSTed workflow (on an executor thread): (id, position, front).
+def _accept(data: bytes, worker: "Worker", store: QueueStore) -> dict[str, Any]:
+    """Parse, compile and queue a POSTed workflow (on an executor thread): {id, position, count}.
 
     The body is freshly parsed and nobody else holds it, so it is used without copies. The
     compiled plan goes to the worker, which runs it without checking anything again."""
@@ -50,12 +51,16 @@ def _accept(data: bytes, worker: "Worker", store: QueueStore) -> tuple[str, int,
         raise ApiError(400, f"\"front\" must be true or false, got {front!r}")
     body.pop("client_id", None)
     if "workflow" in body and "nodes" not in body and isinstance(body["workflow"], dict):
-        body = body["workflow"]  # also accept {"workflow": {...}, "front": true}
+        outer = {k: body[k] for k in ("sweeps", "sweep_mode") if k in body}
+        body = {**body["workflow"], **outer}  # also {"workflow": {...}, "front": true, "sweeps": [...]}
     try:
         wf = Workflow.from_dict(body, copy_data=False)
     except WorkflowFileError as exc:
         problem = {"node": None, "input": None, "code": "bad_workflow", "message": str(exc)}
         raise ApiError(400, str(exc), problems=[problem]) from None
+    if wf.extra.get("sweeps"):  # one run per cell, every cell checked first
+        from .routes_sweeps import accept_sweep
+        return accept_sweep(wf, worker, store, front)
     try:  # the worker's executor: its registry, settings and cache of recent plans
         plan = worker.executor.compile(wf)  # type: ignore[union-attr]
     except ValidationError as exc:
@@ -73,7 +78,7 @@ def _accept(data: bytes, worker: "Worker", store: QueueStore) -> tuple[str, int,
         worker.announce({"type": "run.queued", "run": run_id, "position": position, "front": front,
                   "running": worker.current is not None, "created": time.time()})
     run_id, position = store.add(plan.document, front=front, on_added=added)
-    return run_id, position, front
+    return {"id": run_id, "position": position, "count": 1}
 
 
 def _int_query(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:

@@ -39,14 +39,15 @@ def check_name(raw: str) -> str:
 
 
 def _entry(path: Path, source: str) -> dict[str, Any]:
-    title = None
+    title, subgraph = None, False
     try:
         meta = parse_json(path.read_bytes(), path.name).get("meta", {})
         title = meta.get("title") if isinstance(meta, dict) else None
+        subgraph = isinstance(meta, dict) and meta.get("subgraph") is True  # a saved subgraph
     except (OSError, WorkflowFileError, AttributeError):
         pass
     return {"name": path.stem, "source": source, "title": title if isinstance(title, str) else None,
-            "modified": path.stat().st_mtime}
+            "modified": path.stat().st_mtime, "subgraph": subgraph}
 
 
 def _listing(folder: Path, source: str) -> list[dict[str, Any]]:
@@ -58,7 +59,7 @@ def _listing(folder: Path, source: str) -> list[dict[str, Any]]:
 
 @routes.get("/api/workflows")
 async def list_workflows(request: web.Request) -> web.Response:
-    """Saved workflows then examples: [{name, source, title, modified}]."""
+    """Saved workflows then examples: [{name, source, title, modified, subgraph}]."""
     items = _listing(_saved_dir(request), "saved") + _listing(examples_dir(), "example")
     return web.json_response({"workflows": items})
 

@@ -83,6 +83,30 @@ def test_missing_model_and_missing_file(tmp_path):
     assert by["pic"].code == "missing_file"
 
 
+def test_a_default_model_name_is_resolved_like_a_given_one(tmp_path):
+    from pathlib import Path
+
+    from loom import Executor, Input, Registry, node
+    from loom.types import ModelFile
+
+    @node(output=True)
+    def v_default_model(ckpt: ModelFile["checkpoints"] = Input("base.safetensors")) -> str:  # noqa: F821
+        """Report what the function received."""
+        return f"{type(ckpt).__name__}:{ckpt}"
+
+    reg = Registry()
+    reg.add(v_default_model)
+    settings = Settings(home=tmp_path)
+    doc = wf(n={"type": "v_default_model", "inputs": {}})
+    [p] = validate(doc, reg, settings)  # a missing default file is a problem naming the input
+    assert (p.input, p.code) == ("ckpt", "missing_model")
+    f = tmp_path / "models" / "checkpoints" / "base.safetensors"
+    f.parent.mkdir(parents=True)
+    f.write_bytes(b"x")
+    got = Executor(reg, settings=settings).run(doc).outputs["n"]["str"]
+    assert got == f"{type(Path()).__name__}:{f}"
+
+
 def test_cycle_reports_its_path(registry):
     nodes, _ = CASES["cycle"]
     [p] = [p for p in validate(wf(**nodes), registry) if p.code == "cycle"]

@@ -24,13 +24,17 @@ from loom import NodeSpec, Settings, list_models, node
 from loom.nodeapi import InputSpec, check_widget_value
 from loom.types import Image, type_name
 
+from dit_file_fixtures import DIT_FILES, write_dit_files
+
 TARGET = "node_under_test"
 UPLOAD = "contract.png"
 LATENT_FILE = "contract-latent.safetensors"  # in input/, for load_latent
 CHECKPOINT = "tiny-sd1.safetensors"
 VAE_FOLDER = "shapes-ldm-vae"
 UPSCALER = "tiny-rrdb-x2.safetensors"
-HOME_MODELS = (CHECKPOINT, VAE_FOLDER, UPSCALER)  # what prepare_home writes under models/
+CLIP_FOLDER = "tiny-clip"  # models/clip/, for clip_alignment
+DIT_FOLDER = "tiny-dit"  # models/diffusers/, a flow-matching transformer for model_sampling_flow
+HOME_MODELS = (CHECKPOINT, VAE_FOLDER, UPSCALER, CLIP_FOLDER, DIT_FOLDER)  # what prepare_home writes under models/
 
 
 def link(node_id: str, output: str) -> dict[str, str]:
@@ -57,6 +61,7 @@ PROVIDER_NODES: dict[str, dict[str, Any]] = {
     "upload": {"type": "load_image", "inputs": {"image": UPLOAD}},
     "rgba": {"type": "contract_rgba_image", "inputs": {}},
     "ldm": {"type": "load_diffusers_model", "inputs": {"model": "embedded/shapes-ldm"}},
+    "dit": {"type": "load_diffusers_model", "inputs": {"model": DIT_FOLDER}},
     "latent": {"type": "empty_latent",
                "inputs": {"width": 32, "height": 32, "batch": 1, "vae": link("ldm", "vae")}},
     "minilm": {"type": "load_text_encoder", "inputs": {"name": "embedded/minilm"}},
@@ -110,6 +115,7 @@ PROVIDERS: dict[str, tuple[tuple[str, str], ...]] = {
 NODE_SOCKETS: dict[tuple[str, str], tuple[str, str]] = {
     ("mask_from_alpha", "image"): ("rgba", "image"),
     ("clip_set_last_layer", "encoder"): ("ckpt", "text_encoder"),  # CLIP skip needs a CLIP
+    ("model_sampling_flow", "denoiser"): ("dit", "denoiser"),  # the shift needs a flow-matching model
 }
 
 # Widget values by input name, for speed; the first that the widget accepts wins, else its minimum.
@@ -123,6 +129,8 @@ NODE_WIDGETS: dict[tuple[str, str], Any] = {
     ("split_sigmas", "step"): 2,  # inside the provider's 4-step schedule
     ("clip_set_last_layer", "clip_skip"): 2,
     ("load_latent", "name"): LATENT_FILE,  # written by prepare_home
+    ("precision_recall", "k"): 1,  # k-NN radii need more than k images; the providers give 2
+    **DIT_FILES,  # tiny transformer / text-encoder / VAE files, written by prepare_home
 }
 
 # Nodes that are not run, and why. Keep this empty unless a node cannot run on small inputs.
@@ -255,6 +263,12 @@ def prepare_home(home: Path, shipped_models: Path) -> None:
     (models / "vae" / VAE_FOLDER).symlink_to(ldm / "vae", target_is_directory=True)
     write_tiny_checkpoint(models / "checkpoints" / CHECKPOINT)
     write_tiny_upscaler(models / "upscale_models" / UPSCALER)
+    from tiny_clip import write_tiny_clip
+    write_tiny_clip(models / "clip" / CLIP_FOLDER)
+    write_dit_files(models)
+    from loom_nodes._lib.diffusion.tiny_dit import save_transformer_folder, tiny_minilm_dit
+    save_transformer_folder(models / "diffusers" / DIT_FOLDER, tiny_minilm_dit(seed=0),
+                            loom={"kind": "diffusers", "text_encoder": "minilm"})
 
 
 def write_tiny_upscaler(path: Path) -> None:

@@ -206,3 +206,20 @@ async def test_uploads_and_outputs_travel_to_an_actor_with_another_home(ray_clie
     assert (tmp_path / "elsewhere" / "input" / "blob.png").read_bytes() == b"x" * 1234
     system = await (await client.get("/api/system")).json()
     assert system["workers"][0]["shares_folders"] is False
+
+
+async def test_a_sweep_runs_on_ray_actors(ray_client):
+    client, _ = await ray_client()
+    doc = wf(count={"type": "srv_count", "inputs": {"start": 0, "steps": 2, "delay": 0.05}},
+             ten={"type": "plugin_times_ten", "inputs": {"value": link("count", "int")}},
+             show={"type": "srv_show", "inputs": {"value": link("ten", "int")}})
+    doc["sweeps"] = [{"node": "count", "input": "start", "values": {"start": 0, "stop": 3}}]
+    resp = await client.post("/api/runs", json=doc)
+    body = await resp.json()
+    assert resp.status == 201 and body["count"] == 4, body
+    runs = [await wait_status(client, r, ("finished",), timeout=120) for r in body["runs"]]
+    assert [r["result"]["ui"]["show"]["values"]["value"] for r in runs] == [20, 30, 40, 50]
+    data = await (await client.get(f"/api/sweeps/{body['sweep']}")).json()
+    assert data["counts"] == {"finished": 4} and [c["values"]["count.start"] for c in data["cells"]] == [0, 1, 2, 3]
+    table = await (await client.get(f"/api/sweeps/{body['sweep']}/table")).json()
+    assert [r["status"] for r in table["rows"]] == ["finished"] * 4

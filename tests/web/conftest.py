@@ -79,6 +79,8 @@ def canvas(loom_server: ServerThread, page: Any, console: ConsoleLog) -> Iterato
     page.on("console", console.on_console)
     page.on("pageerror", console.on_page_error)
     page.set_default_timeout(float(os.environ.get("LOOM_WEB_TIMEOUT_MS", "15000")))
+    # settings kept on the server (GET/PUT /api/settings) would leak from one test into the next
+    (loom_server.settings.user / "settings.json").unlink(missing_ok=True)
     page.goto(loom_server.url + "/")
     page.wait_for_selector("body[data-ready='1']")
     yield page

@@ -1,7 +1,7 @@
 // Boot: load node schemas, build the canvas, restore or fetch a workflow, wire the UI.
 
 import { LiteGraph, LGraphCanvas } from "/vendor/litegraph/litegraph.es.js";
-import { api, ApiError, EventSocket } from "./api.js";
+import { api, EventSocket } from "./api.js";
 import { createCanvas, explainRefusedLinks } from "./canvas.js";
 import { applyTypeColours } from "./colors.js";
 import { initFiles, loadExamplesList, openDefault } from "./files.js";
@@ -12,16 +12,27 @@ import { installMaskPainter } from "./mask_painter.js";
 import { installModeDrawing } from "./modes.js";
 import { allTypes, refreshSlotTypes, registerSchemas, schemas } from "./nodes.js";
 import { Palette } from "./palette.js";
-import { clearInputProblems, clearProblems, showProblems } from "./problems.js";
+import { clearInputProblems, clearProblems } from "./problems.js";
 import { Runs } from "./runs.js";
 import { installSettings } from "./settings.js";
 import { installShortcuts, isTyping } from "./shortcuts.js";
 import { installTitleEditor } from "./titles.js";
 import { emptyGallery, initLightbox, initTabs, toast } from "./ui.js";
-import { applySeedControls, widgetHooks } from "./widgets.js";
+import { widgetHooks } from "./widgets.js";
 import { exportWorkflow, importWorkflow } from "./workflow.js";
 import { fitView as fitWorkflow } from "./view.js";
 import { installGroupTitles } from "./groups.js";
+import { installLibrary } from "./library.js";
+import { installMinimap } from "./minimap.js";
+import { installTabs } from "./tabs.js";
+import { installToolbox, keepSelection } from "./toolbox.js";
+import { installColourMenu } from "./node_colours.js";
+import { installCanvasComparer, installGalleryCompare } from "./comparer.js";
+import { installSubgraphs } from "./subgraphs.js";
+import { makeQueue } from "./queueing.js";
+import { installSweeps } from "./sweeps.js";
+import { installGridView } from "./grid_view.js";
+import { installRatings } from "./ratings.js";
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -110,44 +121,8 @@ function setTitle(title) {
 const fitView = () => fitWorkflow(app);
 app.fitView = fitView;
 
-// --- queueing ----------------------------------------------------------------------
-let queueing = false;
-
-/** Queues the workflow (× N); `front` puts the runs before those already waiting. */
-async function queue({ front = false } = {}) {
-  if (queueing) return;
-  queueing = true;
-  const btn = $("#btn-queue");
-  btn.disabled = true;
-  try {
-    app.history.record();
-    clearProblems(app);
-    const count = Math.max(1, Math.min(100, Number($("#batch").value) || 1));
-    for (let i = 0; i < count; i += 1) {
-      const wf = exportWorkflow(app.graph, app.meta);
-      let res;
-      try {
-        res = await api("/api/runs", { method: "POST", json: front ? { ...wf, front: true } : wf });
-      } catch (err) {
-        if (err instanceof ApiError && err.status === 400 && Array.isArray(err.body?.problems)) {
-          showProblems(app, err.body.problems);
-          toast(`Cannot queue: ${err.body.problems.length} problem(s) — see the red nodes`, "error");
-        } else {
-          toast(`Queue failed: ${err.message}`, "error");
-        }
-        return;
-      }
-      app.runs.upsert({ id: res.id, status: app.runs.runs.get(res.id)?.status ?? "queued",
-        position: res.position ?? null, title: app.meta.title, created: Date.now() / 1000 });
-      for (const node of app.graph.nodes) applySeedControls(node);
-    }
-    app.canvas.setDirty(true, true);
-    app.history.record();
-  } finally {
-    queueing = false;
-    btn.disabled = false;
-  }
-}
+// --- queueing (queueing.js) ----------------------------------------------------------
+const queue = makeQueue(app);
 
 // --- adding nodes -------------------------------------------------------------------
 function addNode(schema, pos, filter) {
@@ -312,7 +287,8 @@ async function boot() {
   app.graph = graph;
   app.canvas = canvas;
   app.history = new History(() => JSON.stringify(exportWorkflow(app.graph, app.meta)),
-    (wf) => loadWorkflow(wf, { fit: false, keepHistory: true, view: { offset: [...canvas.ds.offset], scale: canvas.ds.scale } }),
+    (wf) => keepSelection(app, () => loadWorkflow(wf, { fit: false, keepHistory: true,
+      view: { offset: [...canvas.ds.offset], scale: canvas.ds.scale } })),
     updateButtons);
   app.runs = new Runs(app);
   app.historyPanel = new HistoryPanel(app);
@@ -332,6 +308,16 @@ async function boot() {
   const toggleHelp = installShortcuts(app, { queue, fitView, openPalette, toggleSettings });
   installTitleEditor(app);
   installMaskPainter(app);
+  installMinimap(app, $("#canvas-wrap"), isTyping);
+  installLibrary(app, isTyping);
+  installToolbox(app);
+  installColourMenu(app);
+  installCanvasComparer(canvas);
+  installGalleryCompare();
+  installSubgraphs(app, () => exportWorkflow(app.graph, app.meta)); // before tabs copy app.history
+  installSweeps(app);
+  installGridView(app);
+  installRatings(app);
   addTopbarButtons(toggleSettings, toggleHelp);
   explainRefusedLinks(canvas, (msg) => toast(msg, "warn"));
   const stored = storedWorkflow();
@@ -346,6 +332,7 @@ async function boot() {
   }
   if (!loaded) await openDefault(app);
   installChangeTracking();
+  installTabs(app, isTyping); // after the first workflow is on the canvas
   initFiles(app);
   loadExamplesList(app);
   $("#btn-queue").addEventListener("click", () => queue());

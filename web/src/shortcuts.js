@@ -30,6 +30,8 @@ export const SHORTCUTS = [
     ["Ctrl+Shift+Z / Ctrl+Y", "redo"],
     ["Ctrl+S", "save (download the .json)"],
     ["Ctrl+O", "load a .json or a Loom PNG"],
+    ["Alt+T / Alt+W", "new tab / close the tab (asks when it has unsaved changes)"],
+    ["Alt+] / Alt+[", "next / previous tab"],
   ]],
   ["View", [
     [".", "fit the whole workflow in view"],
@@ -37,6 +39,8 @@ export const SHORTCUTS = [
     ["Wheel", "zoom"],
     ["Drag empty canvas / Space+drag", "pan"],
     ["Ctrl+,", "settings"],
+    ["N", "node library (drag a node onto the canvas, or click it)"],
+    ["Alt+M", "show or hide the minimap"],
     ["?", "this list"],
     ["Esc", "close a panel"],
   ]],

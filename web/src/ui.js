@@ -35,6 +35,8 @@ export function initTabs() {
 /** Opens an image full-size over the page. */
 export function openLightbox(url, caption = "") {
   const box = $("#lightbox");
+  box.querySelector(".comparer")?.remove(); // an image comparer (comparer.js) shown before
+  box.querySelector("img").hidden = false;
   box.querySelector("img").src = url;
   box.querySelector(".caption").textContent = caption;
   box.hidden = false;
@@ -65,6 +67,7 @@ export function addToGallery(items) {
     const cap = document.createElement("figcaption");
     showPath(cap, item.caption, 22); // "Save Image…_00004.png", the whole path as tooltip
     fig.dataset.kind = item.kind;
+    if (item.run) fig.dataset.run = item.run; // ratings.js finds the image in its run
     fig.append(img, cap);
     fig.addEventListener("click", () => openLightbox(item.url, item.caption));
     gallery.prepend(fig);

@@ -3,7 +3,10 @@
 // and size leave the title out), so layouts written by hand line up with groups.
 
 import { LiteGraph, LGraphGroup } from "/vendor/litegraph/litegraph.es.js";
+import { isColour } from "./node_colours.js";
 import { createUnknownNode, schemas } from "./nodes.js";
+import { createSubgraphNode } from "./subgraphs.js";
+import { sweepKeys, sweepsOf } from "./sweeps.js";
 import { setThumbnail } from "./widgets.js";
 
 export const FORMAT = "loom.workflow";
@@ -95,7 +98,8 @@ export function exportWorkflow(graph, meta = {}) {
       if (value === "" && inp && ["model_file", "image_file", "combo"].includes(inp.type)) continue;
       inputs[w.loomInput] = value;
     }
-    nodes[id] = writeMode({ type: node.type, version: st.version ?? schema.version, inputs, ui: uiOf(node, schema) },
+    nodes[id] = writeMode({ type: node.type, ...structuredClone(st.entryExtra ?? {}), // a subgraph's own keys
+      version: st.version ?? schema.version, inputs, ui: uiOf(node, schema) },
       node);
   }
   const groups = graph.groups.map((g) => {
@@ -106,6 +110,8 @@ export function exportWorkflow(graph, meta = {}) {
   const wf = { format: FORMAT, version: 1, nodes };
   if (groups.length) wf.groups = groups;
   if (meta && Object.keys(meta).length) wf.meta = structuredClone(meta);
+  if (Object.keys(graph.loomSubgraphs ?? {}).length) wf.subgraphs = structuredClone(graph.loomSubgraphs);
+  Object.assign(wf, sweepKeys(graph.loomSweeps)); // "sweeps", "sweep_mode" (sweeps.js)
   return wf;
 }
 
@@ -128,7 +134,7 @@ function setWidgetValues(node, schema, inputs) {
   return extra;
 }
 
-function applyUi(node, ui) {
+function applyUi(node, ui, warnings = []) {
   if (!ui || typeof ui !== "object") return;
   const th = LiteGraph.NODE_TITLE_HEIGHT;
   if (Array.isArray(ui.pos) && ui.pos.length === 2) {
@@ -141,9 +147,11 @@ function applyUi(node, ui) {
   }
   if (typeof ui.title === "string" && ui.title) node.title = ui.title;
   if (ui.collapsed) node.flags.collapsed = true;
-  if (ui.pinned) node.pin(true);
-  if (typeof ui.color === "string") node.color = ui.color;
-  if (typeof ui.bgcolor === "string") node.bgcolor = ui.bgcolor;
+  for (const key of ["color", "bgcolor"]) { // node colours (node_colours.js): checked, never drawn blindly
+    if (ui[key] === undefined) continue;
+    if (isColour(ui[key])) node[key] = ui[key];
+    else warnings.push(`${node.title}: ui.${key} ${JSON.stringify(ui[key]).slice(0, 40)} is not a colour; left out`);
+  }
   if (ui.seed_control && typeof ui.seed_control === "object") {
     for (const w of node.widgets ?? []) {
       const mode = ui.seed_control[w.loomControlFor];
@@ -160,6 +168,8 @@ export function importWorkflow(graph, data) {
   const wf = checkWorkflow(data);
   const warnings = [];
   graph.clear();
+  graph.loomSubgraphs = wf.subgraphs && typeof wf.subgraphs === "object" ? structuredClone(wf.subgraphs) : {};
+  graph.loomSweeps = sweepsOf(wf);
   const entries = Object.entries(wf.nodes);
   const usedOutputs = new Map();
   for (const [, entry] of entries) {
@@ -179,8 +189,10 @@ export function importWorkflow(graph, data) {
       continue;
     }
     const schema = schemas.get(entry.type);
-    let node;
-    if (schema) {
+    let node = createSubgraphNode(entry, graph.loomSubgraphs); // a subgraph (subgraphs.js) or null
+    if (node) {
+      // its slots come from the definition; literal inputs are kept in node.loom.extraInputs
+    } else if (schema) {
       node = LiteGraph.createNode(entry.type);
       const inputs = entry.inputs && typeof entry.inputs === "object" ? entry.inputs : {};
       node.loom.extraInputs = setWidgetValues(node, schema, inputs);
@@ -195,13 +207,14 @@ export function importWorkflow(graph, data) {
     }
     if (typeof node.id === "number") maxId = Math.max(maxId, node.id);
     if (entry.ui?.pos) {
-      applyUi(node, entry.ui);
+      applyUi(node, entry.ui, warnings);
     } else {
       node.pos = [x, 80 + LiteGraph.NODE_TITLE_HEIGHT];
       x += node.size[0] + 40;
-      applyUi(node, entry.ui);
+      applyUi(node, entry.ui, warnings);
     }
     graph.add(node, true);
+    if (entry.ui?.pinned) node.pin(true); // litegraph pins only a node in a graph
   }
   for (const [id, entry] of entries) {
     const target = graph.getNodeById(toNodeId(id));

@@ -45,6 +45,15 @@ class Outcome:
                    list(data.get("before") or ()))
 
 
+def _scalars(work: Any, result: Any) -> dict[str, float]:
+    """The run's metric values by ``<node>.<output>`` (what sweep tables show), as the CLI names them."""
+    from loom.sweep_results import scalars_of
+    steps = getattr(work, "steps", None)
+    if not steps:
+        return {}
+    return scalars_of({nid: step.spec for nid, step in steps.items()}, result.outputs)
+
+
 def execute(executor: "Executor", work: Any, obs: "ForwardingObserver", run_id: str,
             stopping: Callable[[], bool], document: Callable[[], dict[str, Any] | None]) -> Outcome:
     """Run ``work`` (a Plan or a workflow dict) and describe how it ended; never raises.
@@ -55,7 +64,7 @@ def execute(executor: "Executor", work: Any, obs: "ForwardingObserver", run_id: 
     try:
         result = executor.run(work, obs, run_id)
         summary = jsonable({"executed": result.executed, "cached": result.cached,
-                            "ui": result.ui, "timings": result.timings})
+                            "ui": result.ui, "timings": result.timings, "scalars": _scalars(work, result)})
     except ValidationError as exc:
         problems = [p.to_dict() for p in exc.problems]
         return Outcome("failed", error={"node": None, "error_type": "ValidationError",
