@@ -24,9 +24,10 @@ EXPECT: dict[str, tuple[bool, set[str]]] = {
     "ui_controlnet.json": (True, set()),
     "ui_hires_fix.json": (True, set()),
     "ui_upscale_model.json": (False, {"ImageScaleBy"}),
-    "ui_sd3.json": (False, {"ModelSamplingSD3", "ConditioningSetTimestepRange"}),
-    "ui_flux.json": (False, {"UNETLoader", "DualCLIPLoader", "FluxGuidance", "RandomNoise", "BasicGuider",
-                             "SamplerCustomAdvanced"}),
+    "ui_sd3.json": (False, {"ConditioningSetTimestepRange"}),
+    "ui_flux.json": (True, set()),
+    "ui_flux_dev.json": (True, set()),
+    "ui_sd35_large.json": (True, set()),
     "ui_groups_reroutes_primitives.json": (True, set()),
     "ui_custom_nodes.json": (False, {"ZetaPromptStyler", "AcmeLatentSharpen",
                                      "7f3e2c1a-5b4d-4e6f-9a8b-0c1d2e3f4a5b"}),
@@ -48,7 +49,10 @@ EXPECT: dict[str, tuple[bool, set[str]]] = {
     "api_inpaint.json": (True, set()),
     "api_lora_controlnet.json": (True, set()),
     "api_latent_conditioning_ops.json": (True, set()),
-    "api_flux.json": (False, {"UNETLoader", "DualCLIPLoader"}),
+    "api_flux.json": (True, set()),
+    "api_flux_encode_beta.json": (True, set()),
+    "api_sd35_medium_img2img.json": (True, set()),
+    "api_sd35_all_in_one.json": (True, set()),
     "api_custom_nodes.json": (False, {"LatentUpscale", "OmegaLatentColorShift"}),
     "api_prompt_wrapper.json": (True, set()),
     "api_bad_input.json": (False, set()),
@@ -58,7 +62,10 @@ EXPECT: dict[str, tuple[bool, set[str]]] = {
     "png_broken_workflow_chunk.png": (False, set()),  # read from the prompt chunk, with a problem
 }
 UNREADABLE = ["bad_truncated.json", "bad_unknown_format.json", "png_plain.png"]
-MAPPED = sorted(k for k, (ok, _) in EXPECT.items() if ok)
+# transformer (SD3/Flux) fixtures: validated and run with the tiny DiT files in test_comfyui_transformers.py
+DIT = {"ui_flux.json", "api_flux.json", "ui_flux_dev.json", "ui_sd35_large.json", "api_flux_encode_beta.json",
+       "api_sd35_medium_img2img.json", "api_sd35_all_in_one.json"}
+MAPPED = sorted(k for k, (ok, _) in EXPECT.items() if ok and k not in DIT)
 # mapped fixtures whose Loom nodes do not all export (approximate mappings have no exact way back)
 EXPORT_LEFT_OUT: dict[str, set[str]] = {
     "ui_inpaint_paste_back.json": {"grow_mask", "sharpen_image"},

@@ -169,20 +169,18 @@ def test_muted_and_bypassed_nodes_behave_as_in_comfyui() -> None:
 
 
 def test_unmapped_nodes_stay_as_placeholders_with_their_links() -> None:
-    wf, report = convert(fixture("ui_flux.json"))
+    wf, report = convert(fixture("ui_sd3.json"))
     n = wf["nodes"]
-    loader, guidance, sampler = n["1"], n["5"], n["11"]
-    assert loader["type"] == "comfyui:UNETLoader"
-    assert loader["inputs"] == {"unet_name": "flux1-dev.safetensors", "weight_dtype": "default"}
-    assert guidance["inputs"] == {"conditioning": {"node": "4", "output": "conditioning"}, "guidance": 3.5}
-    assert n["4"]["inputs"]["encoder"] == {"node": "2", "output": "CLIP"}     # a mapped node fed by one
-    assert sampler["inputs"]["sampler"] == {"node": "7", "output": "scheduler"}   # a placeholder fed by one
-    assert n["7"]["type"] == "scheduler" and n["8"]["type"] == "sigmas"
-    assert n["12"]["inputs"]["latent"] == {"node": "11", "output": "output"}
-    assert sampler["comfyui"]["outputs"] == ["output", "denoised_output"] and sampler["ui"]["pos"]
-    entry = next(e for e in report["entries"] if e["node"] == "1")
+    first, second = n["6"], n["7"]
+    assert first["type"] == second["type"] == "comfyui:ConditioningSetTimestepRange"
+    assert first["inputs"] == {"conditioning": {"node": "4", "output": "conditioning"}, "start": 0, "end": 0.1}
+    assert second["inputs"]["conditioning"] == {"node": "5", "output": "conditioning"}   # fed by mapped nodes
+    assert n["8"]["inputs"] == {"a": {"node": "6", "output": "CONDITIONING"},           # a mapped node fed by
+                                "b": {"node": "7", "output": "CONDITIONING"}}           # placeholders
+    assert first["comfyui"]["outputs"] == ["CONDITIONING"] and first["ui"]["pos"]
+    entry = next(e for e in report["entries"] if e["node"] == "6")
     assert entry["kind"] == "unmapped"
-    assert entry["message"] == "no Loom node yet: a diffusion-model-only loader (SD3, Flux)"
+    assert entry["message"] == "no Loom node yet: timestep ranges"
 
 
 def test_custom_nodes_and_subgraphs_are_named_in_the_report() -> None:

@@ -147,9 +147,9 @@ def test_cli_import_export_validate(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "mapped    3 KSampler" in r.stdout and Workflow.load(out).nodes["4"]["inputs"] == {
         "model": "embedded/shapes-ldm"}
-    r = loom_cli("import-comfy", FIXTURES / "ui_flux.json", cwd=tmp_path)
-    assert r.returncode == 3 and "unmapped  5 FluxGuidance: no Loom node yet: Flux guidance" in r.stderr
-    assert json.loads(r.stdout)["nodes"]["1"]["type"] == "comfyui:UNETLoader"
+    r = loom_cli("import-comfy", FIXTURES / "ui_sd3.json", cwd=tmp_path)
+    assert r.returncode == 3 and "unmapped  6 ConditioningSetTimestepRange: no Loom node yet" in r.stderr
+    assert json.loads(r.stdout)["nodes"]["6"]["type"] == "comfyui:ConditioningSetTimestepRange"
     r = loom_cli("import-comfy", FIXTURES / "bad_truncated.json", cwd=tmp_path)
     assert r.returncode == 1 and "not valid JSON" in r.stderr and "Traceback" not in r.stderr
     api = tmp_path / "api.json"

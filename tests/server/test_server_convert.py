@@ -32,15 +32,16 @@ async def test_convert_png_and_api_format_with_unmapped_nodes(client):
     body = await resp.json()
     assert resp.status == 200 and body["report"]["source"].startswith("PNG ('workflow'")
     assert body["workflow"]["nodes"]["9"]["inputs"]["start_step"] == 20   # the refiner's KSamplerAdvanced
-    resp = await client.post("/api/convert", data=_bytes("api_flux.json"))
+    resp = await client.post("/api/convert", data=_bytes("api_custom_nodes.json"))
     body = await resp.json()
     assert resp.status == 200 and body["report"]["complete"] is False
-    assert body["workflow"]["nodes"]["1"]["type"] == "comfyui:UNETLoader"
-    assert body["workflow"]["nodes"]["1"]["comfyui"]["class_type"] == "UNETLoader"
-    assert body["workflow"]["nodes"]["6"]["type"] == "sample"
-    assert body["workflow"]["nodes"]["6"]["inputs"]["denoiser"] == {"node": "1", "output": "MODEL"}
+    assert body["workflow"]["nodes"]["20"]["type"] == "comfyui:LatentUpscale"
+    assert body["workflow"]["nodes"]["20"]["comfyui"]["class_type"] == "LatentUpscale"
+    assert body["workflow"]["nodes"]["3"]["type"] == "sample"
+    assert body["workflow"]["nodes"]["20"]["inputs"]["samples"] == {"node": "3", "output": "latent"}
+    assert body["workflow"]["nodes"]["21"]["inputs"]["samples"] == {"node": "20", "output": "LATENT"}
     unmapped = {e["type"] for e in body["report"]["entries"] if e["kind"] == "unmapped"}
-    assert unmapped == {"UNETLoader", "DualCLIPLoader"}
+    assert unmapped == {"LatentUpscale", "OmegaLatentColorShift"}
 
 
 async def test_a_loom_workflow_comes_back_as_it_is(client):

@@ -34,17 +34,17 @@ def test_drop_a_comfyui_json_opens_it_with_the_report(canvas: Any) -> None:
 
 
 def test_unmapped_nodes_are_placeholders_that_keep_their_data(canvas: Any, console: Any) -> None:
-    drop_file(canvas, _text("ui_flux.json"), "neon.json", "application/json")
+    drop_file(canvas, _text("ui_sd3.json"), "boat.json", "application/json")
     canvas.wait_for_selector("#import-report .state.incomplete")
-    canvas.wait_for_selector(".toast.error:has-text('comfyui:UNETLoader')")
-    assert canvas.evaluate("window.loom.nodeById('1').has_errors")
-    loader = exported(canvas)["nodes"]["1"]
-    assert loader["type"] == "comfyui:UNETLoader"
-    assert loader["comfyui"]["class_type"] == "UNETLoader"
-    assert loader["inputs"]["unet_name"] == "flux1-dev.safetensors"
-    canvas.click("#import-report li.unmapped[data-node='5']")
+    canvas.wait_for_selector(".toast.error:has-text('comfyui:ConditioningSetTimestepRange')")
+    assert canvas.evaluate("window.loom.nodeById('6').has_errors")
+    placeholder = exported(canvas)["nodes"]["6"]
+    assert placeholder["type"] == "comfyui:ConditioningSetTimestepRange"
+    assert placeholder["comfyui"]["class_type"] == "ConditioningSetTimestepRange"
+    assert placeholder["inputs"]["end"] == 0.1
+    canvas.click("#import-report li.unmapped[data-node='7']")
     settle(canvas)
-    assert canvas.evaluate("Object.keys(window.loom.canvas.selected_nodes)") == ["5"]
+    assert canvas.evaluate("Object.keys(window.loom.canvas.selected_nodes)") == ["7"]
 
 
 def test_drop_a_comfyui_png_and_load_an_api_file(canvas: Any, tmp_path: Path) -> None:

@@ -150,17 +150,41 @@ def _link_latent_vaes(m: Mapper) -> None:
             continue
         empty = m.nodes.get(str(lat.get("node")))
         loader = m.nodes.get(str(den.get("node")))
-        for _ in range(64):   # through LoRAs to the model they patch
-            if loader is None or loader["type"] != "load_lora":
+        for _ in range(64):   # through LoRAs and shift nodes to the model they patch
+            if loader is None or loader["type"] not in ("load_lora", "model_sampling_flow"):
                 break
             den = loader["inputs"].get("denoiser")
             loader = m.nodes.get(str(den.get("node"))) if isinstance(den, dict) else None
-        if (empty is None or empty["type"] != "empty_latent" or "vae" in empty["inputs"]
-                or loader is None or loader["type"] not in ("load_checkpoint", "load_diffusers_model")):
+        if empty is None or empty["type"] != "empty_latent" or "vae" in empty["inputs"]:
             continue
-        empty["inputs"]["vae"] = {"node": den["node"], "output": "vae"}
-        m.note(m.origin[str(lat["node"])], f"its vae input is linked from {den['node']}, the "
-                                           f"model of sampler {nid}, so the latent has its channels")
+        if loader is not None and loader["type"] in ("load_checkpoint", "load_diffusers_model"):
+            empty["inputs"]["vae"] = {"node": den["node"], "output": "vae"}
+            m.note(m.origin[str(lat["node"])], f"its vae input is linked from {den['node']}, the "
+                                               f"model of sampler {nid}, so the latent has its channels")
+            continue
+        vae = _decoding_vae(m, nid)   # a model loaded alone (UNETLoader): the VAE its output goes to
+        if vae is not None:
+            empty["inputs"]["vae"] = vae
+            m.note(m.origin[str(lat["node"])], f"its vae input is linked from {vae['node']}, the VAE "
+                                               f"that decodes sampler {nid}, so the latent has its channels")
+
+
+def _decoding_vae(m: Mapper, sampler: str) -> dict[str, Any] | None:
+    """The VAE link of the vae_decode fed by ``sampler`` (through further samplers), else None."""
+    seen, todo = {sampler}, [sampler]
+    while todo:
+        src = todo.pop(0)
+        for nid, entry in m.nodes.items():
+            lat = entry["inputs"].get("latent")
+            if not (isinstance(lat, dict) and lat.get("node") == src) or nid in seen:
+                continue
+            vae = entry["inputs"].get("vae")
+            if entry["type"] == "vae_decode" and isinstance(vae, dict):
+                return dict(vae)
+            if entry["type"] in ("sample", "sample_advanced", "latent_upscale"):
+                seen.add(nid)
+                todo.append(nid)
+    return None
 
 
 def _auto_layout(nodes: dict[str, dict[str, Any]]) -> None:

@@ -1,6 +1,6 @@
 """Exports that depend on a node's values: LoRA (with or without a text encoder), thresholds,
-mask combinations, alpha masks, latent compositing and blending, CLIP skip, ControlNet and the
-advanced sampler. Each writes the ComfyUI node(s) that compute what the Loom
+mask combinations, alpha masks, latent compositing and blending, CLIP skip, ControlNet, the
+advanced sampler and the flow models' shift. Each writes the ComfyUI node(s) that compute what the Loom
 node computes, or reports why it cannot."""
 from __future__ import annotations
 
@@ -186,6 +186,26 @@ def sample_advanced(job: "_Export", nid: str, entry: dict[str, Any], given: dict
     return True
 
 
+def model_sampling_flow(job: "_Export", nid: str, entry: dict[str, Any], given: dict[str, Any]) -> bool:
+    """ModelSamplingSD3 (fixed shift) or ModelSamplingFlux (dynamic: ComfyUI fixes the shift from
+    a width and height, written as 1024 × 1024)."""
+    model = job.value(nid, "denoiser", given.get("denoiser"))
+    if given["mode"] == "fixed":
+        job.emit(nid, "ModelSamplingSD3", {"shift": job.value(nid, "shift", given["shift"]), "model": model}, entry)
+        job.mapped(nid, "ModelSamplingSD3")
+        return True
+    if given["mode"] != "dynamic":
+        job.unmapped(nid, f"mode {given['mode']!r} comes from a link; ComfyUI has one node per mode; left out")
+        return False
+    job.emit(nid, "ModelSamplingFlux", {"max_shift": job.value(nid, "max_shift", given["max_shift"]),
+                                        "base_shift": job.value(nid, "base_shift", given["base_shift"]),
+                                        "width": 1024, "height": 1024, "model": model}, entry)
+    job.changed(nid, "width/height 1024: ComfyUI computes the shift once from these, Loom from each "
+                     "latent's size (set them to the image size in ComfyUI)")
+    job.mapped(nid, "ModelSamplingFlux")
+    return True
+
+
 # Loom type → (its outputs by ComfyUI slot, the writer)
 CUSTOM: dict[str, tuple[tuple[str, ...], Writer]] = {
     "load_lora": (("denoiser", "text_encoder"), load_lora),
@@ -197,4 +217,5 @@ CUSTOM: dict[str, tuple[tuple[str, ...], Writer]] = {
     "clip_set_last_layer": (("text_encoder",), clip_set_last_layer),
     "apply_controlnet": (("conditioning",), apply_controlnet),
     "sample_advanced": (("latent",), sample_advanced),
+    "model_sampling_flow": (("denoiser",), model_sampling_flow),
 }

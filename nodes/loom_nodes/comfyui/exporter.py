@@ -30,6 +30,16 @@ SIMPLE: dict[str, tuple[str, dict[str, str], tuple[str, ...], dict[str, Any]]] =
     "load_vae": ("VAELoader", {"vae": "vae_name"}, ("vae",), {}),
     "load_text_encoder": ("CLIPLoader", {"name": "clip_name"}, ("text_encoder",),
                           {"type": "stable_diffusion"}),
+    "load_diffusion_transformer": ("UNETLoader", {"model": "unet_name", "weight_dtype": "weight_dtype"},
+                                   ("denoiser",), {}),
+    "load_sd3_text_encoders": ("TripleCLIPLoader", {"clip_l": "clip_name1", "clip_g": "clip_name2",
+                                                    "t5": "clip_name3"}, ("text_encoder",), {}),
+    "load_flux_text_encoders": ("DualCLIPLoader", {"t5": "clip_name1", "clip_l": "clip_name2"},
+                                ("text_encoder",), {"type": "flux"}),
+    "load_pixart_text_encoder": ("CLIPLoader", {"t5": "clip_name"}, ("text_encoder",), {"type": "pixart"}),
+    "load_dit_vae": ("VAELoader", {"vae": "vae_name"}, ("vae",), {}),
+    "flux_guidance": ("FluxGuidance", {"conditioning": "conditioning", "guidance": "guidance"},
+                      ("conditioning",), {}),
     "text_encode": ("CLIPTextEncode", {"encoder": "clip", "text": "text"}, ("conditioning",), {}),
     "empty_latent": ("EmptyLatentImage", {"width": "width", "height": "height", "batch": "batch_size"},
                      ("latent",), {}),
@@ -102,6 +112,9 @@ SIMPLE: dict[str, tuple[str, dict[str, str], tuple[str, ...], dict[str, Any]]] =
 # a test checks them against the node schemas
 DEFAULTS: dict[str, dict[str, Any]] = {
     "load_checkpoint": {"prediction": "auto"}, "load_vae": {"latent_space": "auto"},
+    "load_diffusion_transformer": {"weight_dtype": "default"}, "load_dit_vae": {"latent_space": "auto"},
+    "flux_guidance": {"guidance": 3.5},
+    "model_sampling_flow": {"mode": "fixed", "shift": 3.0, "base_shift": 0.5, "max_shift": 1.15},
     "text_encode": {"text": ""},
     "empty_latent": {"width": 512, "height": 512, "batch": 1},
     "latent_upscale": {"scale": 2.0, "method": "bilinear"},
@@ -207,6 +220,9 @@ class _Export:
             tile = given["tile"]
             class_type = "VAEDecodeTiled" if t == "vae_decode" else "VAEEncodeTiled"
             fixed = {"tile_size": tile, "overlap": tile // 4, "temporal_size": 64, "temporal_overlap": 8}
+        vae = given.get("vae")
+        if t == "empty_latent" and is_link(vae) and (self.nodes.get(vae["node"]) or {}).get("type") == "load_dit_vae":
+            class_type = "EmptySD3LatentImage"   # 16 channels, as the SD3/Flux VAE it is made for
         inputs = dict(fixed)
         for loom_name, comfy_name in names.items():
             if loom_name in given:

@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from loom.errors import WorkflowFileError
@@ -181,6 +182,31 @@ def _name_from_widget_inputs(node: CNode, raw: list[Any]) -> None:
         node.values.update(dict(zip(names, raw)))
 
 
+# colours as litegraph writes them: #rgb, #rgba, #rrggbb, #rrggbbaa, or rgb()/rgba()/hsl()/hsla()
+_COLOUR = re.compile(r"#(?:[0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})"
+                     r"|(?:rgba?|hsla?)\(\s*[-+0-9.%deg]+(?:\s*[,/ ]\s*[-+0-9.%deg]+){2,3}\s*\)")
+
+
+def css_colour(value: Any) -> str | None:
+    """``value`` when it is a colour the canvas can draw (hex or rgb()/hsl()), else None."""
+    if isinstance(value, str) and len(value) <= 64 and _COLOUR.fullmatch(value.strip()):
+        return value.strip()
+    return None
+
+
+def _colours(n: dict[str, Any], node: CNode, report: Report) -> None:
+    """A node's ``color``/``bgcolor`` into its ui; a value that is no colour is left out, with a note."""
+    for key in ("color", "bgcolor"):
+        if key not in n or n[key] is None:
+            continue
+        colour = css_colour(n[key])
+        if colour is None:
+            report.add("note", node, f"{key} {str(n[key])[:40]!r} is not a colour (#rgb, #rrggbb, "
+                       "rgb(), hsl()); left out")
+        else:
+            node.ui[key] = colour
+
+
 def _layout(n: dict[str, Any], node: CNode) -> None:
     pos, size = box(n.get("pos")), box(n.get("size"))
     if pos:
@@ -191,9 +217,6 @@ def _layout(n: dict[str, Any], node: CNode) -> None:
     if isinstance(title, str) and title:
         node.title = title
         node.ui["title"] = title
-    for key in ("color", "bgcolor"):
-        if isinstance(n.get(key), str):
-            node.ui[key] = n[key]
     flags = n.get("flags")
     if isinstance(flags, dict):
         if flags.get("collapsed"):
@@ -248,6 +271,7 @@ def parse_ui(data: dict[str, Any], report: Report) -> Parsed:
                      widgets_raw=n.get("widgets_values"),
                      properties=n["properties"] if isinstance(n.get("properties"), dict) else {})
         _layout(n, node)
+        _colours(n, node, report)
         for slot, inp in enumerate(n.get("inputs") or []):
             if not isinstance(inp, dict):
                 continue
@@ -276,8 +300,8 @@ def parse_ui(data: dict[str, Any], report: Report) -> Parsed:
             report.problem(None, f"a group without a usable bounding box ({str(g)[:60]}); skipped")
             continue
         group = {"title": str(g.get("title") or "Group"), "bounding": [round(float(v), 1) for v in bounding]}
-        if isinstance(g.get("color"), str):
-            group["color"] = g["color"]
+        if css_colour(g.get("color")):
+            group["color"] = css_colour(g["color"])
         parsed.groups.append(group)
     return parsed
 

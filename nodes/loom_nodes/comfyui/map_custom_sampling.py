@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .context import Mapper
+from .map_guiders import merge, merged, parts
 from .map_sampling import STEPS_MAX, _clamped, _seed, note_numerics
 from .model import CONTROL, CNode, Missing, as_float, as_int
 from .samplers import SAMPLERS, SCHEDULERS
@@ -24,7 +25,12 @@ _S = ("SIGMAS",)
 
 def sampler_custom(ctx: Mapper, node: CNode) -> None:
     """SamplerCustom → sample_advanced on the linked sigmas, its KSamplerSelect as the
-    scheduler; a schedule ending above 0 returns its leftover noise, as ComfyUI's output does."""
+    scheduler; a schedule ending above 0 returns its leftover noise, as ComfyUI's output does.
+    On a flow model (SD3, Flux) with KSamplerSelect and BasicScheduler it becomes one sample."""
+    merged_parts = parts(ctx, node)
+    if merged_parts is not None:
+        merge(ctx, node, merged_parts)
+        return
     add_noise = ctx.value(node, "add_noise", True)
     inputs: dict[str, Any] = {
         "denoiser": ctx.value(node, "model"), "positive": ctx.value(node, "positive"),
@@ -143,10 +149,11 @@ define(Spec("SamplerCustom", FAMILY, ("add_noise", "noise_seed", CONTROL, "cfg")
             handler=sampler_custom, display="SamplerCustom",
             note="denoised_output has no counterpart; custom sigmas need the euler or unipc solver"))
 define(Spec("KSamplerSelect", FAMILY, ("sampler_name",), outputs=("SAMPLER",), loom="scheduler",
-            status="exact", handler=ksampler_select, display="KSamplerSelect",
-            note="solver names as for KSampler"))
+            status="exact", handler=merged(ksampler_select, "solver"), display="KSamplerSelect",
+            note="solver names as for KSampler; merged into the sample of a SamplerCustomAdvanced"))
 define(Spec("BasicScheduler", FAMILY, ("scheduler", "steps", "denoise"), inputs=("model",), outputs=_S,
-            loom="sigmas + scheduler (+ split_sigmas)", status="approximate", handler=basic_scheduler,
+            loom="sigmas + scheduler (+ split_sigmas)", status="approximate",
+            handler=merged(basic_scheduler, "schedule (steps, scheduler, denoise)"),
             display="BasicScheduler", note="scheduler names as for KSampler; denoise cuts the schedule"))
 define(Spec("KarrasScheduler", FAMILY, ("steps", "sigma_max", "sigma_min", "rho"), outputs=_S,
             loom="sigmas (karras)", status="approximate", handler=model_free_schedule("karras"),

@@ -5,6 +5,7 @@ from typing import Any
 
 from .context import Mapper
 from .model import CONTROL, CNode, Literal, Ref, as_float, as_int
+from .map_transformers import dit_vae, pixart_clip_loader
 from .table import NOT_YET, Spec, define, direct, is_value, ranged
 
 FAMILY = "models"
@@ -41,12 +42,28 @@ def checkpoint_with_config(ctx: Mapper, node: CNode) -> None:
 
 
 def clip_loader(ctx: Mapper, node: CNode) -> None:
-    """CLIPLoader: a CLIP for SD 1.x/2.x; other model families have no Loom encoder yet."""
+    """CLIPLoader: a CLIP for SD 1.x/2.x, or PixArt's T5; other families have no Loom encoder yet."""
     kind = ctx.value(node, "type", "stable_diffusion")
+    if kind == "pixart":
+        pixart_clip_loader(ctx, node)
+        return
     if kind not in ("stable_diffusion", ctx.ABSENT):
         ctx.placeholder(node, f"{NOT_YET}: text encoders of type {kind!r}")
         return
     _loader("clip_name", "load_text_encoder", "name", ("text_encoder",))(ctx, node)
+
+
+def vae_loader(ctx: Mapper, node: CNode) -> None:
+    """VAELoader → load_dit_vae for SD3/Flux's 16-channel VAEs, else load_vae."""
+    name, diffusers = ctx.value(node, "vae_name"), False
+    if is_value(name) and name is not ctx.ABSENT:
+        name, diffusers = ctx.substitute(node, "vae_name", name)
+        if not diffusers and dit_vae(ctx, node, name):
+            return
+    kind, key = ("load_diffusers_model", "model") if diffusers else ("load_vae", "vae")
+    nid = ctx.add(node, kind, {} if name is ctx.ABSENT else {key: name})
+    ctx.output(node, 0, ctx.link(nid, "vae"))
+    ctx.mapped(node, [nid], "exact")
 
 
 def sdxl_encode(ctx: Mapper, node: CNode) -> None:
@@ -156,19 +173,23 @@ def boolean(ctx: Mapper, node: CNode) -> None:
 _CKPT = ("MODEL", "CLIP", "VAE")
 define(Spec("CheckpointLoaderSimple", FAMILY, ("ckpt_name",), outputs=_CKPT, loom="load_checkpoint",
             status="exact", handler=_loader("ckpt_name", "load_checkpoint", "checkpoint", MODEL_OUTPUTS),
-            display="Load Checkpoint", note="SD 1.x/2.x/SDXL single files"))
+            display="Load Checkpoint", note="SD 1.x/2.x/SDXL single files; SD3/3.5 and Flux checkpoints (with or "
+            "without their text encoders)"))
 define(Spec("CheckpointLoader", FAMILY, ("config_name", "ckpt_name"), outputs=_CKPT,
             loom="load_checkpoint", status="approximate", handler=checkpoint_with_config,
             display="Load Checkpoint With Config (DEPRECATED)", note="the config file is not used"))
 define(Spec("DiffusersLoader", FAMILY, ("model_path",), outputs=_CKPT, loom="load_diffusers_model",
             status="exact", display="DiffusersLoader",
             handler=_loader("model_path", "load_diffusers_model", "model", MODEL_OUTPUTS)))
-define(Spec("VAELoader", FAMILY, ("vae_name",), outputs=("VAE",), loom="load_vae", status="exact",
-            handler=_loader("vae_name", "load_vae", "vae", ("vae",)), display="Load VAE"))
+define(Spec("VAELoader", FAMILY, ("vae_name",), outputs=("VAE",), loom="load_vae / load_dit_vae", status="exact",
+            handler=vae_loader, display="Load VAE",
+            note="load_dit_vae for SD3/Flux's 16-channel VAEs (told by the name, e.g. ae.safetensors, "
+                 "or by the workflow's Flux/SD3 nodes)"))
 define(Spec("CLIPLoader", FAMILY, ("clip_name", "type"), variants=(("clip_name", "type", "device"),
                                                                    ("clip_name",)),
             outputs=("CLIP",), loom="load_text_encoder", status="exact", handler=clip_loader,
-            display="Load CLIP", note="type stable_diffusion only; other types have no Loom encoder yet"))
+            display="Load CLIP", note="type stable_diffusion (a CLIP) and pixart (T5-XXL → "
+            "load_pixart_text_encoder); other types have no Loom encoder yet"))
 define(Spec("CLIPTextEncode", FAMILY, ("text",), inputs=("clip",), outputs=("CONDITIONING",),
             loom="text_encode", status="exact", display="CLIP Text Encode (Prompt)",
             handler=direct("text_encode", {"clip": "encoder", "text": "text"}, ("conditioning",))))

@@ -5,7 +5,8 @@ from typing import Any
 
 from .context import Mapper
 from .model import CONTROL, CNode, as_float, as_int
-from .samplers import choose
+from .map_transformers import family_hint, is_flow
+from .samplers import choose, choose_flow
 from .table import Spec, define, is_value
 
 FAMILY = "sampling"
@@ -36,10 +37,17 @@ def _clamped(ctx: Mapper, node: CNode, name: str, value: Any, lo: float, hi: flo
     return value
 
 
-def _scheduler(ctx: Mapper, node: CNode) -> tuple[str, bool]:
-    """The scheduler node of a sampler; returns its id and whether the method is the same."""
-    sampler_name = ctx.value(node, "sampler_name", "euler")
-    scheduler = ctx.value(node, "scheduler", "normal")
+def _scheduler(ctx: Mapper, node: CNode, names: tuple[Any, Any] | None = None,
+               model: Any = None) -> tuple[str, bool]:
+    """The scheduler node of a sampler (``names``: its sampler_name and scheduler when they are
+    not the node's own); a flow model (SD3, Flux) gets a flow solver. Returns its id and whether
+    the method is the same."""
+    sampler_name, scheduler = names or (ctx.value(node, "sampler_name", "euler"),
+                                        ctx.value(node, "scheduler", "normal"))
+    flow = is_flow(ctx, ctx.value(node, "model") if model is None else model)
+    if flow is None and family_hint(ctx) is not None:
+        flow = True
+        ctx.note(node, "its model is taken for a flow model (SD3/Flux), as the workflow's other nodes say")
     if not isinstance(sampler_name, str) or not isinstance(scheduler, str):
         inputs: dict[str, Any] = {"name": sampler_name, "sigmas": "default", "spacing": "default"}
         if not isinstance(scheduler, str):
@@ -47,7 +55,7 @@ def _scheduler(ctx: Mapper, node: CNode) -> tuple[str, bool]:
         ctx.note(node, "sampler_name/scheduler come from a link: ComfyUI's names are not "
                        "translated; Loom's scheduler node may refuse them")
         return ctx.add(node, "scheduler", inputs, suffix="scheduler"), False
-    choice = choose(sampler_name, scheduler)
+    choice = choose_flow(sampler_name, scheduler) if flow else choose(sampler_name, scheduler)
     for comfy_input, old, new, why in choice.changes:
         ctx.changed(node, comfy_input, old, new, why)
     sid = ctx.add(node, "scheduler", {"name": choice.name, "sigmas": choice.sigmas,

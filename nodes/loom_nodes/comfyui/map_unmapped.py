@@ -1,8 +1,8 @@
 """ComfyUI core nodes Loom has no counterpart for yet, and the UI-only nodes that dissolve.
 
 An unmapped node becomes a placeholder (``comfyui:<type>``) that keeps its links and widget
-values, so nothing is lost and the export writes it back. When Loom gains a node
-(SD3, Flux…), move its line into the family module with a handler.
+values, so nothing is lost and the export writes it back. When Loom gains a node, move
+its line into the family module with a handler.
 """
 from __future__ import annotations
 
@@ -18,10 +18,6 @@ def _u(type_: str, family: str, what: str, widgets: W = (), inputs: W = (), outp
 
 
 # models, ControlNet, model patches
-_u("UNETLoader", M, "a diffusion-model-only loader (SD3, Flux)", ("unet_name", "weight_dtype"), (), ("MODEL",))
-_u("DualCLIPLoader", M, "two text encoders from separate files (SDXL, SD3, Flux)",
-   ("clip_name1", "clip_name2", "type"), (), ("CLIP",))
-_u("TripleCLIPLoader", M, "SD3's three text encoders", ("clip_name1", "clip_name2", "clip_name3"), (), ("CLIP",))
 _u("QuadrupleCLIPLoader", M, "four text encoders", ("clip_name1", "clip_name2", "clip_name3", "clip_name4"),
    (), ("CLIP",))
 _u("unCLIPCheckpointLoader", M, "unCLIP checkpoints (CLIP vision)", ("ckpt_name",), (),
@@ -33,10 +29,6 @@ _u("CLIPVisionLoader", M, "CLIP vision", ("clip_name",), (), ("CLIP_VISION",))
 _u("StyleModelLoader", M, "style models", ("style_model_name",), (), ("STYLE_MODEL",))
 _u("GLIGENLoader", M, "GLIGEN", ("gligen_name",), (), ("GLIGEN",))
 _u("ModelSamplingDiscrete", M, "model sampling patches", ("sampling", "zsnr"), ("model",), ("MODEL",))
-_u("ModelSamplingSD3", M, "SD3 models (sigma shift)", ("shift",), ("model",), ("MODEL",))
-_u("ModelSamplingFlux", M, "Flux models (sigma shift)", ("max_shift", "base_shift", "width", "height"),
-   ("model",), ("MODEL",))
-_u("ModelSamplingAuraFlow", M, "AuraFlow models (sigma shift)", ("shift",), ("model",), ("MODEL",))
 _u("RescaleCFG", M, "CFG rescaling", ("multiplier",), ("model",), ("MODEL",))
 
 # conditioning
@@ -57,24 +49,13 @@ _u("unCLIPConditioning", C, "unCLIP", ("strength", "noise_augmentation"),
    ("conditioning", "clip_vision_output"), ("CONDITIONING",))
 _u("GLIGENTextBoxApply", C, "GLIGEN", ("text", "width", "height", "x", "y"),
    ("conditioning_to", "clip", "gligen_textbox_model"), ("CONDITIONING",))
-_u("CLIPTextEncodeSD3", C, "SD3's text encoders", ("clip_l", "clip_g", "t5xxl", "empty_padding"),
-   ("clip",), ("CONDITIONING",))
-_u("CLIPTextEncodeFlux", C, "Flux's text encoders", ("clip_l", "t5xxl", "guidance"), ("clip",),
-   ("CONDITIONING",))
-_u("FluxGuidance", C, "Flux guidance", ("guidance",), ("conditioning",), ("CONDITIONING",))
 
-# custom sampling (Flux and SD3 workflows use these)
-_u("SamplerCustomAdvanced", S, "custom sampling", (), ("noise", "guider", "sampler", "sigmas", "latent_image"),
-   ("output", "denoised_output"))
+# custom sampling
 _u("PolyexponentialScheduler", S, "custom sampling (sigmas)", ("steps", "sigma_max", "sigma_min", "rho"),
    (), ("SIGMAS",))
 _u("SDTurboScheduler", S, "custom sampling (sigmas)", ("steps", "denoise"), ("model",), ("SIGMAS",))
 _u("BetaSamplingScheduler", S, "custom sampling (sigmas)", ("steps", "alpha", "beta"), ("model",), ("SIGMAS",))
 _u("AlignYourStepsScheduler", S, "custom sampling (sigmas)", ("model_type", "steps", "denoise"), (), ("SIGMAS",))
-_u("RandomNoise", S, "custom sampling (noise)", ("noise_seed", CONTROL), (), ("NOISE",))
-_u("DisableNoise", S, "custom sampling (noise)", (), (), ("NOISE",))
-_u("BasicGuider", S, "custom sampling (guiders)", (), ("model", "conditioning"), ("GUIDER",))
-_u("CFGGuider", S, "custom sampling (guiders)", ("cfg",), ("model", "positive", "negative"), ("GUIDER",))
 
 # latents
 _u("LatentUpscale", L, "resizing latents to a size (latent_upscale takes a factor)",

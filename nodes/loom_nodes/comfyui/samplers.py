@@ -98,6 +98,19 @@ TO_COMFY_SPACING = {"linspace": "normal", "trailing": "simple", "leading": "ddim
                     "default": "normal"}
 
 
+# flow-matching models (SD3, Flux): Loom has two flow solvers, built from the model's own
+# FlowMatch scheduler config (its shift); ComfyUI's scheduler → Loom's sigmas for them
+FLOW_SAMPLERS = {"euler": "flow_euler", "euler_cfg_pp": "flow_euler", "heun": "flow_heun"}
+FLOW_SIGMAS: dict[str, tuple[str, str]] = {
+    "simple": ("default", ""), "normal": ("default", ""), "sgm_uniform": ("default", ""),
+    "beta": ("beta", ""), "karras": ("karras", ""), "exponential": ("exponential", ""),
+    "ddim_uniform": ("default", "the flow scheduler's own (uniform) spacing"),
+    "linear_quadratic": ("default", "linear-quadratic spacing is not available; the flow scheduler's own"),
+    "kl_optimal": ("default", "KL-optimal spacing is not available; the flow scheduler's own"),
+}
+FLOW_NO_SIGMA_OPTIONS = frozenset({"flow_heun"})   # FlowMatchHeunDiscreteScheduler has none
+
+
 @dataclass(frozen=True)
 class Choice:
     """Loom's scheduler node inputs for one ComfyUI sampler + scheduler, and what differs."""
@@ -131,9 +144,30 @@ def choose(sampler_name: str, scheduler: str) -> Choice:
     return Choice(name, sigmas, spacing, tuple(changes), exact)
 
 
+def choose_flow(sampler_name: str, scheduler: str) -> Choice:
+    """Map a ComfyUI ``sampler_name`` and ``scheduler`` used on a flow model (SD3, Flux) onto
+    Loom's flow schedulers (flow_euler, flow_heun)."""
+    changes: list[tuple[str, str, str, str]] = []
+    name = FLOW_SAMPLERS.get(sampler_name, "flow_euler")
+    exact = sampler_name in ("euler", "heun")
+    why = "" if exact else (CFG_PP if sampler_name == "euler_cfg_pp" else
+                            f"Loom samples flow models with flow_euler or flow_heun; {sampler_name!r} → Euler")
+    changes.append(("sampler_name", sampler_name, name, why or "Loom's flow-matching solver of this method"))
+    sigmas, why = FLOW_SIGMAS.get(scheduler, ("default", f"unknown scheduler {scheduler!r}; the flow "
+                                                         "scheduler's own"))
+    if sigmas != "default" and name in FLOW_NO_SIGMA_OPTIONS:
+        sigmas, why = "default", f"Loom's {name} has no {sigmas} sigma schedule; its own"
+    exact = exact and not why
+    changes.append(("scheduler", scheduler, f"sigmas={sigmas}, spacing=default",
+                    why or "linear in time, shifted by the model's shift (as ComfyUI)"))
+    return Choice(name, sigmas, "default", tuple(changes), exact)
+
+
 def to_comfy(name: str, sigmas: str, spacing: str) -> tuple[str, str, list[str]]:
     """Loom scheduler inputs → (ComfyUI sampler_name, scheduler, what differs)."""
     notes: list[str] = []
+    if name in ("flow_euler", "flow_heun"):   # ComfyUI's euler/heun sample flow models as flows
+        return name[5:], TO_COMFY_SIGMAS.get(sigmas, "simple"), notes
     sampler, implied = TO_COMFY_SAMPLER.get(name, ("euler", None))
     if name not in TO_COMFY_SAMPLER:
         notes.append(f"Loom scheduler {name!r} has no ComfyUI counterpart; euler")

@@ -20,8 +20,9 @@ if TYPE_CHECKING:
 Handler = Callable[["Mapper", CNode], None]
 Coerce = Callable[["Mapper", CNode, str, Any], Any]
 STATUSES = ("exact", "approximate", "dissolved", "unmapped")
-FAMILIES = ("map_models", "map_sampling", "map_custom_sampling", "map_latent", "map_latent_ops",
-            "map_conditioning", "map_image", "map_image_edit", "map_mask", "map_unmapped")
+FAMILIES = ("map_models", "map_transformers", "map_sampling", "map_custom_sampling", "map_guiders",
+            "map_latent", "map_latent_ops", "map_conditioning", "map_image", "map_image_edit", "map_mask",
+            "map_unmapped")
 NOT_YET = "no Loom node yet"
 
 
