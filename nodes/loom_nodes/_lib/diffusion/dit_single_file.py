@@ -66,6 +66,9 @@ def spec_of(value: Any) -> TensorSpec:
     return TensorSpec(tuple(int(n) for n in value))
 
 
+MAX_HEADER = 100 * 1024 * 1024  # the safetensors format caps its JSON header at 100 MB
+
+
 def read_specs(path: Path) -> dict[str, TensorSpec]:
     """Names, shapes and dtypes of a file's tensors; for ``.safetensors`` from the header only."""
     if path.suffix.lower() not in (".safetensors", ".sft"):
@@ -73,6 +76,8 @@ def read_specs(path: Path) -> dict[str, TensorSpec]:
     try:
         with path.open("rb") as fh:
             (n,) = struct.unpack("<Q", fh.read(8))
+            if n > min(path.stat().st_size - 8, MAX_HEADER):  # garbage, not a header length
+                raise ValueError(f"header length {n} does not fit the file")
             header = json.loads(fh.read(n))
     except (OSError, ValueError, struct.error) as exc:
         raise ModelLoadError(f"{path.name} is not a readable .safetensors file: {exc}") from exc
