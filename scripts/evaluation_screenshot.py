@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from readme_screenshot import ARGS, REPO, free_port, wait_for_server  # noqa: E402
+from readme_screenshot import REPO, canvas_page  # noqa: E402
 
 ALL_DONE = """(n) => {
   const figs = document.querySelectorAll('.sweep-grid figure[data-run] img');
@@ -49,52 +47,34 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the sweep")
     ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     args = ap.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory() as home:
-        port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "loom_server", "--home", home, "--port", str(port)],
-                                  cwd=REPO)
-        try:
-            wait_for_server(port, server)
-            wf = example(port, args.full)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=args.chromium, args=ARGS)
-                page = browser.new_page(viewport={"width": 1440, "height": 900})
-                errors: list[str] = []
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"http://127.0.0.1:{port}/?fresh")
-                page.wait_for_selector("body[data-ready='1']", timeout=60_000)
-                page.evaluate("(wf) => window.loom.load(wf)", wf)
-                cells = page.evaluate("() => window.loom.sweeps.sweepCount(window.loom.graph.loomSweeps)")
-                print(f"queueing {cells} cells")
-                started = time.time()
-                page.click("#btn-queue")
-                page.click("#side .tabs button[data-tab='sweeps']")
-                page.click("#sweep-list li[data-sweep] button:has-text('Open')")
-                page.wait_for_function("(n) => document.querySelectorAll('.sweep-cell.finished').length >= n",
-                                       arg=cells, timeout=args.timeout * 1000, polling=1000)
-                print(f"sweep finished in {time.time() - started:.0f} s")
-                page.evaluate("() => localStorage.setItem('loom.rater', 'screenshot')")
-                page.click(".sweep-studio .rate-toggle")
-                for key in ("4", "ArrowRight", "3", "ArrowRight", "5", "ArrowRight", "2"):
-                    page.keyboard.press(key)
-                    page.wait_for_timeout(150)
-                page.wait_for_timeout(500)
-                page.locator(".sweep-studio .close").focus()  # reload the table with the ratings
-                page.evaluate("() => window.loom.grid.reload()")
-                page.wait_for_function(ALL_DONE, arg=cells, timeout=60_000)
-                page.wait_for_function("() => [...document.querySelectorAll('.studio-plot img')].every((i) => i.complete)")
-                page.wait_for_timeout(500)
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(args.out))
-                browser.close()
-                if errors:
-                    print("page errors:", *errors, sep="\n  ")
-                    return 1
-        finally:
-            server.terminate()
-            server.wait(30)
+    with canvas_page(args.chromium) as (page, port, errors):
+        wf = example(port, args.full)
+        page.evaluate("(wf) => window.loom.load(wf)", wf)
+        cells = page.evaluate("() => window.loom.sweeps.sweepCount(window.loom.graph.loomSweeps)")
+        print(f"queueing {cells} cells")
+        started = time.time()
+        page.click("#btn-queue")
+        page.click("#side .tabs button[data-tab='sweeps']")
+        page.click("#sweep-list li[data-sweep] button:has-text('Open')")
+        page.wait_for_function("(n) => document.querySelectorAll('.sweep-cell.finished').length >= n",
+                               arg=cells, timeout=args.timeout * 1000, polling=1000)
+        print(f"sweep finished in {time.time() - started:.0f} s")
+        page.evaluate("() => localStorage.setItem('loom.rater', 'screenshot')")
+        page.click(".sweep-studio .rate-toggle")
+        for key in ("4", "ArrowRight", "3", "ArrowRight", "5", "ArrowRight", "2"):
+            page.keyboard.press(key)
+            page.wait_for_timeout(150)
+        page.wait_for_timeout(500)
+        page.locator(".sweep-studio .close").focus()  # reload the table with the ratings
+        page.evaluate("() => window.loom.grid.reload()")
+        page.wait_for_function(ALL_DONE, arg=cells, timeout=60_000)
+        page.wait_for_function("() => [...document.querySelectorAll('.studio-plot img')].every((i) => i.complete)")
+        page.wait_for_timeout(500)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(args.out))
+        if errors:
+            print("page errors:", *errors, sep="\n  ")
+            return 1
     print(f"wrote {args.out}")
     return 0
 

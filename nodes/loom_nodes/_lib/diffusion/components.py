@@ -17,6 +17,7 @@ from loom.types import VAE, Conditioning, Denoiser, Scheduler, TextEncoder
 
 from ..patches import Patch, applied
 from . import preview
+from .conds import expand_batch
 from .controlnet import ControlBatch, controls
 from .embeddings import Embedding, injected, slots, split
 from .families import downscale_factor, latent_family
@@ -297,11 +298,7 @@ class DiffusionDenoiser(Patchable, Denoiser):
         ``height × width`` pixels (a ``ControlBatch``; empty without ControlNets).
         """
         def expand(t: torch.Tensor) -> torch.Tensor:
-            if t.shape[0] == batch:
-                return t
-            if t.shape[0] != 1:
-                raise ValueError(f"conditioning batch {t.shape[0]} does not match latent batch {batch}")
-            return t.expand(batch, *t.shape[1:])
+            return expand_batch(t, batch)
         kw: dict[str, Any] = {"encoder_hidden_states": expand(cond.embeds).to(device, dtype)}
         if self.sdxl:
             pooled = cond.pooled

@@ -88,3 +88,12 @@ def mix(preds: list[torch.Tensor], weights: torch.Tensor | None, fallback: torch
     avg = num / den.clamp_min(1e-8)
     alt = fallback if fallback is not None else torch.stack(preds).mean(0)
     return torch.where(den > 0, avg, alt)
+
+
+def expand_batch(t: torch.Tensor, batch: int) -> torch.Tensor:
+    """Conditioning tensor ``t`` (batch 1 or ``batch``) for a batch of ``batch`` latents."""
+    if t.shape[0] == batch:
+        return t
+    if t.shape[0] != 1:
+        raise ValueError(f"conditioning batch {t.shape[0]} does not match latent batch {batch}")
+    return t.expand(batch, *t.shape[1:])

@@ -30,6 +30,7 @@ from loom.types import Conditioning, Denoiser
 
 from ..patches import applied
 from .components import Patchable, module_dtype
+from .conds import expand_batch
 from .controlnet import controls
 
 ARCHS = ("sd3", "flux", "pixart")
@@ -192,11 +193,7 @@ class TransformerDenoiser(Patchable, Denoiser):
                      device: torch.device, dtype: torch.dtype) -> dict[str, Any]:
         """The transformer's conditioning kwargs for a batch of ``batch`` latents (tensors batched)."""
         def expand(t: torch.Tensor) -> torch.Tensor:
-            if t.shape[0] == batch:
-                return t
-            if t.shape[0] != 1:
-                raise ValueError(f"conditioning batch {t.shape[0]} does not match latent batch {batch}")
-            return t.expand(batch, *t.shape[1:])
+            return expand_batch(t, batch)
         kw: dict[str, Any] = {"encoder_hidden_states": expand(cond.embeds).to(device, dtype)}
         if self.arch == "pixart":
             mask = cond.mask
