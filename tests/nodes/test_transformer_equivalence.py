@@ -8,12 +8,13 @@ VAE's latent distribution with the generator; Loom takes its mean).
 """
 from __future__ import annotations
 
-import importlib
 
 import pytest
 import torch
 
-from loom import Executor, Registry, Settings, node
+from node_test_helpers import executor_for
+
+from loom import node
 from loom.types import Image
 from loom_nodes._lib.diffusion.tiny_dit import save_transformer_folder, tiny_flux, tiny_pixart, tiny_sd3
 
@@ -57,12 +58,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ex(home):
-    reg = Registry()
-    for m in MODULES:
-        importlib.import_module(m)
-        reg.add_module(m)
-    reg.add_module(__name__)
-    return Executor(reg, settings=Settings(home=home))
+    return executor_for(home, MODULES, __name__)
 
 
 def graph(model, steps, cfg, seed, sched, *, denoise=1.0, guidance=None):

@@ -4,12 +4,13 @@
 schedulers, latents and encoders are clear errors naming the node and input."""
 from __future__ import annotations
 
-import importlib
 
 import pytest
 import torch
 
-from loom import Executor, NodeError, Registry, Settings, node
+from node_test_helpers import executor_for
+
+from loom import NodeError, node
 from loom.types import Image, Latent, Mask
 from loom_nodes._lib.diffusion.loading import load_diffusers
 from loom_nodes._lib.diffusion.tiny_dit import (save_transformer_folder, tiny_flux, tiny_minilm_dit, tiny_pixart,
@@ -59,12 +60,7 @@ def home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ex(home):
-    reg = Registry()
-    for m in MODULES:
-        importlib.import_module(m)
-        reg.add_module(m)
-    reg.add_module(__name__)
-    return Executor(reg, settings=Settings(home=home))
+    return executor_for(home, MODULES, __name__)
 
 
 def folder(home, name):
