@@ -1,14 +1,15 @@
 """Quality of Loom's embedded models, measured through Loom's own executor and nodes.
 
-* Prompt adherence: images from held-out captions with the default workflow's settings
-  (workflows/text_to_image.json), judged by models/embedded/shapes-judge (colour, shape,
-  position, size of the main object).
+* Prompt adherence: images from held-out captions with each diffusion model's example workflow
+  (workflows/text_to_image.json for shapes-ldm, workflows/text_to_image_dit.json for the
+  transformer shapes-dit), judged by models/embedded/shapes-judge (colour, shape, position,
+  size of the main object).
 * The GAN: how often the judge reads the requested shape class.
-* FID on EfficientNet-Lite0 pooled features (the `fid` node): diffusion model vs data, GAN vs
-  data, and two disjoint data samples as the floor.
-* Seconds per image for the default workflow on this machine.
+* FID on EfficientNet-Lite0 pooled features (the `fid` node): each diffusion model vs data,
+  GAN vs data, and two disjoint data samples as the floor.
+* Seconds per image and for each workflow as shipped (batch 4) on this machine.
 
-    python bench/quality.py [--adherence 200] [--fid 500] [--threads 2]
+    python bench/quality.py [--adherence 200] [--fid 500] [--threads 2] [--models ldm dit] [--no-gan]
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from loom_nodes._lib.judge import ShapesJudge
 _TENSORS: dict[str, torch.Tensor] = {}
 HELD_OUT_SEED = 987_654  # training draws from other seeds; these captions are fresh
 KEYS = ("colour", "shape", "position", "size")
+WORKFLOWS = {"ldm": ("shapes-ldm", "text_to_image.json"), "dit": ("shapes-dit", "text_to_image_dit.json")}
 
 
 @node(id="bench_tensor", category="bench", cache=False)
@@ -42,16 +44,17 @@ def bench_collect(images: Image) -> Image:
     return images
 
 
-def default_workflow() -> Workflow:
-    wf = Workflow.load(SHIPPED_WORKFLOWS / "text_to_image.json")
+def default_workflow(file: str = "text_to_image.json") -> Workflow:
+    """A shipped text-to-image workflow with its save node replaced by bench_collect."""
+    wf = Workflow.load(SHIPPED_WORKFLOWS / file)
     del wf.nodes["save"]
     wf.nodes["collect"] = {"type": "bench_collect", "inputs": {"images": {"node": "decode", "output": "image"}}}
     return wf
 
 
-def generate(ex: Executor, captions: list[str], seed0: int) -> tuple[torch.Tensor, float]:
-    """One image per caption (batch 1, seed0 + i), and seconds per image."""
-    wf = default_workflow()
+def generate(ex: Executor, captions: list[str], seed0: int, file: str) -> tuple[torch.Tensor, float]:
+    """One image per caption (batch 1, seed0 + i) with a shipped workflow, and seconds per image."""
+    wf = default_workflow(file)
     wf.nodes["latent"]["inputs"]["batch"] = 1
     out = []
     t0 = time.perf_counter()
@@ -96,11 +99,30 @@ def fid(ex: Executor, a: torch.Tensor, b: torch.Tensor) -> float:
     return float(ex.run(wf).outputs["fid"]["fid"])
 
 
+def workflow_seconds(ex: Executor, file: str) -> tuple[float, int]:
+    """Seconds for one run of a shipped workflow as it is (after a warm-up run), and its batch."""
+    wf = default_workflow(file)
+    ex.run(wf)  # warm: model loaded, encoders cached
+    wf.nodes["sample"]["inputs"]["seed"] = 12345
+    t0 = time.perf_counter()
+    images = ex.run(wf).outputs["collect"]["image"]
+    return time.perf_counter() - t0, int(images.shape[0])
+
+
+def describe(file: str) -> str:
+    """'sampler N steps, cfg C' of a shipped workflow."""
+    inputs = Workflow.load(SHIPPED_WORKFLOWS / file).nodes
+    return (f"{inputs['sched']['inputs']['name']} {inputs['sample']['inputs']['steps']} steps, "
+            f"cfg {inputs['sample']['inputs']['cfg']:g}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--adherence", type=int, default=200, help="held-out captions to judge")
     ap.add_argument("--fid", type=int, default=500, help="images per side for FID")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--models", nargs="+", choices=sorted(WORKFLOWS), default=["ldm", "dit"])
+    ap.add_argument("--no-gan", action="store_true", help="skip the GAN rows")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     settings = Settings(home=tempfile.mkdtemp(prefix="loom-quality-"))
@@ -110,42 +132,43 @@ def main() -> int:
     judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
 
     _, captions, specs = shapes.make_batch(args.adherence, HELD_OUT_SEED)
-    imgs, sec_per_image = generate(ex, captions, seed0=10_000)
-    pred, truth = judge.predict(imgs), shapes.labels_tensor(specs)
-    acc = {k: float((pred[k] == truth[k]).float().mean()) for k in KEYS}
-
-    wf = default_workflow()
-    ex.run(wf)  # warm: model loaded, encoders cached
-    wf.nodes["sample"]["inputs"]["seed"] = 12345
-    t0 = time.perf_counter()
-    batch_imgs = ex.run(wf).outputs["collect"]["image"]
-    default_run = time.perf_counter() - t0
-
+    truth = shapes.labels_tensor(specs)
     data_a, _, _ = shapes.make_batch(args.fid, HELD_OUT_SEED + 1)
     data_b, caps_b, _ = shapes.make_batch(args.fid, HELD_OUT_SEED + 2)
-    gen, _ = generate(ex, caps_b, seed0=50_000)
-    gan, gan_labels = gan_images(ex, args.fid, seed=777)
-    gan_shape = float((judge.predict(gan)["shape"] == gan_labels).float().mean())
-    fids = {"data vs data (floor)": fid(ex, data_a, data_b),
-            "diffusion (shapes-ldm) vs data": fid(ex, gen, data_a),
-            "GAN (shapes-gan) vs data": fid(ex, gan, data_a)}
+    acc, speed, fids = {}, {}, {"data vs data (floor)": fid(ex, data_a, data_b)}
+    for key in args.models:
+        label, file = WORKFLOWS[key]
+        imgs, sec_per_image = generate(ex, captions, 10_000, file)
+        pred = judge.predict(imgs)
+        acc[label] = {k: float((pred[k] == truth[k]).float().mean()) for k in KEYS}
+        run_s, batch = workflow_seconds(ex, file)
+        speed[label] = (file, sec_per_image, run_s, batch)
+        gen, _ = generate(ex, caps_b, 50_000, file)
+        fids[f"{label} vs data"] = fid(ex, gen, data_a)
+    gan_shape, n_gan = None, 0
+    if not args.no_gan:
+        gan, gan_labels = gan_images(ex, args.fid, seed=777)
+        gan_shape, n_gan = float((judge.predict(gan)["shape"] == gan_labels).float().mean()), len(gan_labels)
+        fids["GAN (shapes-gan) vs data"] = fid(ex, gan, data_a)
 
-    print(f"\nPrompt adherence ({args.adherence} held-out captions, default workflow settings: "
-          f"DDIM 20 steps, cfg 4, judged by shapes-judge)")
-    print(f"{'attribute':<10} {'accuracy':>9} {'chance':>7}")
+    settings_txt = "; ".join(f"{label}: {describe(file)}" for label, (file, *_) in speed.items())
+    print(f"\nPrompt adherence ({args.adherence} held-out captions, each model's example workflow "
+          f"({settings_txt}), judged by shapes-judge)")
     chance = {"colour": 1 / len(shapes.COLOURS), "shape": 1 / len(shapes.SHAPES),
               "position": 1 / len(shapes.POSITIONS), "size": 1 / len(shapes.SIZES)}
+    print(f"{'attribute':<10} " + " ".join(f"{label:>11}" for label in acc) + f" {'chance':>7}")
     for k in KEYS:
-        print(f"{k:<10} {acc[k]:>8.1%} {chance[k]:>7.0%}")
-    print(f"\nGAN (shapes-gan): the judge reads the requested shape in {gan_shape:.1%} of "
-          f"{len(gan_labels)} samples (chance 20%)")
+        print(f"{k:<10} " + " ".join(f"{a[k]:>10.1%} " for a in acc.values()) + f"{chance[k]:>7.0%}")
+    if gan_shape is not None:
+        print(f"\nGAN (shapes-gan): the judge reads the requested shape in {gan_shape:.1%} of "
+              f"{n_gan} samples (chance 20%)")
     print(f"\nFID on EfficientNet-Lite0 pooled features, {args.fid} vs {args.fid} images")
     for name, value in fids.items():
         print(f"{name:<32} {value:>8.2f}")
     print(f"\nSpeed ({torch.get_num_threads()} threads)")
-    print(f"{'one image (batch 1), 20 steps':<32} {sec_per_image:>7.3f} s")
-    print(f"{'default workflow (batch ' + str(batch_imgs.shape[0]) + ')':<32} {default_run:>7.3f} s "
-          f"({default_run / batch_imgs.shape[0]:.3f} s/image)")
+    for label, (file, sec_per_image, run_s, batch) in speed.items():
+        print(f"{label + ': one image (batch 1)':<46} {sec_per_image:>7.3f} s")
+        print(f"{label + ': ' + file + f' (batch {batch})':<46} {run_s:>7.3f} s ({run_s / batch:.3f} s/image)")
     return 0
 
 
