@@ -249,8 +249,9 @@ def table_rows(results: Sequence["CellResult"], axes: Sequence["Axis"],
     return rows
 
 
-def correlations(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], float]:
-    """Spearman's ρ between every human rating column and every metric column, over the cells."""
+def correlations(rows: Sequence[Mapping[str, Any]], min_cells: int = 3) -> dict[tuple[str, str], float]:
+    """Spearman's ρ between every human rating column and every metric column, over the cells
+    that have both; NaN with fewer than ``min_cells`` such cells or when either side is constant."""
     cols = list(dict.fromkeys(k for r in rows for k in r))
     humans = [c for c in cols if c.startswith("human.") and c.count(".") == 1]
     numeric = [c for c in cols if c not in META_COLUMNS and not c.startswith("human.")
@@ -261,6 +262,9 @@ def correlations(rows: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], flo
         for m in numeric:
             a = [r.get(h) for r in rows]
             b = [r.get(m) for r in rows]
+            if sum(x is not None and y is not None for x, y in zip(a, b)) < min_cells:
+                out[(h, m)] = math.nan
+                continue
             out[(h, m)] = spearman([math.nan if v is None else v for v in a],
                                    [math.nan if v is None else v for v in b])
     return out

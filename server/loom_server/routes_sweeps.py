@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from aiohttp import web
 
-from .ratings_store import CRITERIA
 from .security import ApiError
 from .state import SETTINGS, STORE, WORKER
 
@@ -157,21 +156,14 @@ def human_means(store: "QueueStore", sweep_id: str) -> dict[int, dict[str, Any]]
     return {cell: {c: mean_interval(v) for c, v in crits.items()} for cell, crits in scores.items()}
 
 
-def correlations(results: list["CellResult"], human: dict[int, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """criterion → metric → Spearman's rank correlation over the cells that have both
-    (None with fewer than 3 such cells or when either side is constant)."""
-    from loom.rating_stats import spearman
-    metrics = sorted({k for r in results for k in r.scalars})
+def correlations(rows: list[dict[str, Any]], metrics: set[str]) -> dict[str, dict[str, Any]]:
+    """criterion → metric → Spearman's ρ over the cells that have both (None: too few cells or a
+    constant side), from the table rows (``sweep_report.correlations``)."""
+    from loom import sweep_report
     out: dict[str, dict[str, Any]] = {}
-    for crit in CRITERIA:
-        row: dict[str, Any] = {}
-        for m in metrics:
-            pairs = [(human[r.cell.index][crit].mean, r.scalars[m]) for r in results
-                     if m in r.scalars and crit in human.get(r.cell.index, {})]
-            rho = spearman([a for a, _ in pairs], [b for _, b in pairs]) if len(pairs) >= 3 else None
-            row[m] = rho if rho is None or math.isfinite(rho) else None
-        if row:
-            out[crit] = row
+    for (human, metric), rho in sweep_report.correlations(rows).items():
+        if metric in metrics:
+            out.setdefault(human.removeprefix("human."), {})[metric] = rho if math.isfinite(rho) else None
     return out
 
 
@@ -189,9 +181,9 @@ async def sweep_table(request: web.Request) -> web.Response:
     """Per cell: swept values, status, time, seeds, metrics and human means; and the rank
     correlation of each human criterion with each metric."""
     data, results, rows, human = await _off_loop(_table, request)
+    metrics = {k for r in results for k in r.scalars}
     return web.json_response({"sweep": data["id"], "axes": data["axes"], "rows": rows,
-                              "metrics": sorted({k for r in results for k in r.scalars}),
-                              "correlations": correlations(results, human)},
+                              "metrics": sorted(metrics), "correlations": correlations(rows, metrics)},
                              dumps=lambda v: json.dumps(v, default=str))
 
 

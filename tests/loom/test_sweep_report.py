@@ -131,7 +131,8 @@ def test_table_rows_and_csv() -> None:
     assert parsed[0]["fid.fid"] == "10.0" and parsed[FAILED]["fid.fid"] == ""
     assert json.loads(parsed[0]["seeds"]) == {"sample.seed": 7} and parsed[1]["seconds"] == "2.25"
     assert list(parsed[0])[:4] == ["cell", "sched.name", "sample.steps", "status"]
-    rho = sr.correlations(rows)
+    assert math.isnan(sr.correlations(rows)[("human.realism", "fid.fid")])  # two cells: too few
+    rho = sr.correlations(rows, min_cells=2)
     # two rated cells: realism 13/3 vs 2, judge 1.0 vs 0.8, FID 10 vs 12
     assert rho[("human.realism", "judge.overall")] == pytest.approx(1.0)
     assert rho[("human.realism", "fid.fid")] == pytest.approx(-1.0)
