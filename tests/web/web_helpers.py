@@ -145,12 +145,15 @@ def open_workflow(page: Any, wf: dict[str, Any], folder: Path, name: str = "wf.j
     """Open a workflow the way a user does: Load, then pick the file."""
     path = folder / name
     path.write_text(json.dumps(wf), encoding="utf-8")
+    page.evaluate("() => { window.__nodesBeforeLoad = new Set(window.loom.graph.nodes); }")
     with page.expect_file_chooser() as fc:
         page.click("#btn-load")
     fc.value.set_files(str(path))
-    first = next(iter(wf["nodes"]), None)
-    if first is not None:
-        page.wait_for_function("(id) => !!window.loom.nodeById(id)", arg=first)
+    # loaded: every node of the file is there, as a new node (ids alone may match the old graph's)
+    page.wait_for_function("""(ids) => ids.every((id) => {
+        const n = window.loom.nodeById(id);
+        return n && !window.__nodesBeforeLoad.has(n);
+    })""", arg=list(wf["nodes"]))
     settle(page)
 
 
