@@ -45,3 +45,41 @@ def loaded_tiny_sd(home: Path, seed: int) -> tuple[Registry, Context, Any]:
                   run_info={})
     models = registry["load_diffusers_model"].fn(ctx, home / "models" / "diffusers" / "tiny")
     return registry, ctx, models
+
+
+JUDGE_PROMPT_SEED = 31337  # 20 fixed captions, not drawn by the training scripts
+
+
+def judge_fixed_prompts(home: Path, workflow: str, grab: Any,
+                        attributes: tuple[str, ...] = ("colour", "shape", "position")) -> dict[str, float]:
+    """Accuracy per attribute of a shipped text-to-image example over the 20 fixed captions.
+
+    ``workflow``: a file in the shipped workflows whose ``decode`` node gives the images; its save
+    node is replaced by ``grab`` (an output node handing the images back), batch 1, seed = index.
+    The images are judged by the shipped shapes-judge.
+    """
+    from loom import Workflow
+    from loom.settings import SHIPPED_MODELS, SHIPPED_WORKFLOWS
+    from loom_nodes._lib import shapes
+    from loom_nodes._lib.judge import ShapesJudge
+
+    torch.set_num_threads(1)
+    settings = Settings(home=home)
+    reg = Registry.default(settings)
+    reg.add(grab)
+    ex = Executor(reg, settings=settings)
+    wf = Workflow.load(SHIPPED_WORKFLOWS / workflow)
+    del wf.nodes["save"]
+    wf.nodes["grab"] = {"type": grab.__loom_node__.id, "inputs": {"images": {"node": "decode", "output": "image"}}}
+    wf.nodes["latent"]["inputs"]["batch"] = 1
+    _, captions, specs = shapes.make_batch(20, JUDGE_PROMPT_SEED)
+    images = []
+    for i, cap in enumerate(captions):
+        wf.nodes["prompt"]["inputs"]["text"] = cap
+        wf.nodes["sample"]["inputs"]["seed"] = i
+        images.append(ex.run(wf).outputs["grab"]["image"])
+    x = torch.cat(images)
+    assert x.shape == (20, 3, 64, 64)
+    judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
+    pred, truth = judge.predict(x), shapes.labels_tensor(specs)
+    return {k: float((pred[k] == truth[k]).float().mean()) for k in attributes}

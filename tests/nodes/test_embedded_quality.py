@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from loom import Executor, Registry, Settings, Workflow, node
-from loom.settings import SHIPPED_MODELS, SHIPPED_WORKFLOWS
+from node_test_helpers import JUDGE_PROMPT_SEED as PROMPT_SEED, judge_fixed_prompts
+
+from loom import Executor, Registry, Settings, node
+from loom.settings import SHIPPED_MODELS
 from loom.types import Image
 from loom_nodes._lib import shapes
 from loom_nodes._lib.judge import ShapesJudge
 
-PROMPT_SEED = 31337  # 20 fixed captions, not drawn by the training scripts
 GAN_SHAPE_FLOOR = 0.4  # twice chance (5 shapes); the shipped GAN measures about 0.6 (bench/quality.py)
 
 
@@ -23,25 +24,7 @@ def t_grab(images: Image) -> Image:
 
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
-    torch.set_num_threads(1)
-    settings = Settings(home=tmp_path_factory.mktemp("home"))
-    reg = Registry.default(settings)
-    reg.add(t_grab)
-    ex = Executor(reg, settings=settings)
-    wf = Workflow.load(SHIPPED_WORKFLOWS / "text_to_image.json")
-    del wf.nodes["save"]
-    wf.nodes["grab"] = {"type": "t_grab", "inputs": {"images": {"node": "decode", "output": "image"}}}
-    wf.nodes["latent"]["inputs"]["batch"] = 1
-    _, captions, specs = shapes.make_batch(20, PROMPT_SEED)
-    images = []
-    for i, cap in enumerate(captions):
-        wf.nodes["prompt"]["inputs"]["text"] = cap
-        wf.nodes["sample"]["inputs"]["seed"] = i
-        images.append(ex.run(wf).outputs["grab"]["image"])
-    x = torch.cat(images)
-    judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
-    pred, truth = judge.predict(x), shapes.labels_tensor(specs)
-    return {k: float((pred[k] == truth[k]).float().mean()) for k in ("colour", "shape", "position")}
+    return judge_fixed_prompts(tmp_path_factory.mktemp("home"), "text_to_image.json", t_grab)
 
 
 @pytest.mark.parametrize("attribute, chance", [("colour", 1 / 8), ("shape", 1 / 5), ("position", 1 / 9)])

@@ -9,14 +9,13 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from loom import Executor, Registry, Settings, Workflow, node
-from loom.settings import SHIPPED_MODELS, SHIPPED_WORKFLOWS
+from node_test_helpers import judge_fixed_prompts
+
+from loom import node
+from loom.settings import SHIPPED_MODELS
 from loom.types import Image
-from loom_nodes._lib import shapes
-from loom_nodes._lib.judge import ShapesJudge
 
 FOLDER = SHIPPED_MODELS / "embedded" / "shapes-dit"
-PROMPT_SEED = 31337  # the same 20 fixed captions as test_embedded_quality.py (not drawn by training)
 THRESHOLDS = {"colour": 0.9, "shape": 0.8, "position": 0.8}
 
 
@@ -55,26 +54,8 @@ def test_loads_as_diffusers_model_with_the_stated_parameter_count():
 
 @pytest.fixture(scope="module")
 def judged(tmp_path_factory):
-    torch.set_num_threads(1)
-    settings = Settings(home=tmp_path_factory.mktemp("home"))
-    reg = Registry.default(settings)
-    reg.add(t_dit_grab)
-    ex = Executor(reg, settings=settings)
-    wf = Workflow.load(SHIPPED_WORKFLOWS / "text_to_image_dit.json")
-    del wf.nodes["save"]
-    wf.nodes["grab"] = {"type": "t_dit_grab", "inputs": {"images": {"node": "decode", "output": "image"}}}
-    wf.nodes["latent"]["inputs"]["batch"] = 1
-    _, captions, specs = shapes.make_batch(20, PROMPT_SEED)
-    images = []
-    for i, cap in enumerate(captions):
-        wf.nodes["prompt"]["inputs"]["text"] = cap
-        wf.nodes["sample"]["inputs"]["seed"] = i
-        images.append(ex.run(wf).outputs["grab"]["image"])
-    x = torch.cat(images)
-    assert x.shape == (20, 3, 64, 64)
-    judge = ShapesJudge.load(SHIPPED_MODELS / "embedded" / "shapes-judge")
-    pred, truth = judge.predict(x), shapes.labels_tensor(specs)
-    return {k: float((pred[k] == truth[k]).float().mean()) for k in THRESHOLDS}
+    return judge_fixed_prompts(tmp_path_factory.mktemp("home"), "text_to_image_dit.json", t_dit_grab,
+                               tuple(THRESHOLDS))
 
 
 @pytest.mark.parametrize("attribute", sorted(THRESHOLDS))
