@@ -19,7 +19,9 @@ from loom import Context, Input, UserInputError, file_fingerprint, node
 from loom.types import Conditioning, Denoiser, ModelFile, TextEncoder
 
 from ._lib.diffusion.components import ClipTextEncoder, DiffusionDenoiser, MiniLMTextEncoder
+from ._lib.diffusion.transformer import TransformerDenoiser
 from ._lib.lora import LoraError, Target, match, read_lora
+from ._lib.lora_transformers import converter_for, stored_in_fp8, transformer_encoder_targets, transformer_target
 from ._lib.patches import Patch, effective_state, rebuild
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,11 @@ def _lora_fingerprint(lora: Path, **_: Any) -> str:
 
 
 def _denoiser_targets(denoiser: Any) -> list[Target]:
+    if isinstance(denoiser, TransformerDenoiser):
+        if stored_in_fp8(denoiser.module):
+            raise UserInputError(f"{denoiser.name or 'this transformer'} keeps its weights in fp8, which LoRAs do "
+                                 "not support yet: load it with weight_dtype 'default'", input="denoiser")
+        return [transformer_target(denoiser)]
     if not isinstance(denoiser, DiffusionDenoiser):
         raise UserInputError(f"a LoRA cannot be applied to a {type(denoiser).__name__}", input="denoiser")
     return [Target("unet", denoiser.unet, ("lora_unet_",), ("unet.",))]
@@ -60,6 +67,9 @@ def _encoder_targets(encoder: Any) -> list[Target]:
         return [Target(labels[i], p.model, (), ()) for i, p in enumerate(encoder.parts[:2])]
     if isinstance(encoder, MiniLMTextEncoder):
         return [Target("text_encoder", encoder.minilm.model, (), ())]
+    targets = transformer_encoder_targets(encoder)
+    if targets is not None:
+        return targets
     raise UserInputError(f"a LoRA cannot be applied to a {type(encoder).__name__}", input="text_encoder")
 
 
@@ -72,28 +82,29 @@ def load_lora(ctx: Context, denoiser: Denoiser, lora: ModelFile["loras"],  # typ
               text_encoder: Optional[TextEncoder] = None) -> LoraModels:
     """Apply a LoRA / LyCORIS (kohya, diffusers or PEFT keys) to a denoiser and its text encoder.
 
-    The outputs are new models sharing the loaded weights: the base model is never changed,
-    so removing this node gives the original back. Chain several to stack LoRAs.
+    UNet models (SD 1.x/2.x, SDXL) and transformer models (Flux, SD3; Flux kohya files are
+    converted with diffusers' converter) take LoRAs. The outputs are new models sharing the
+    loaded weights: the base model is never changed, so removing this node gives the original
+    back. Chain several to stack LoRAs.
     """
     path = Path(lora)
     try:
-        data = read_lora(path)
+        data = read_lora(path, converter_for(denoiser))
         unet_targets = _denoiser_targets(denoiser)
         te_targets = _encoder_targets(text_encoder)
         found = match(data, unet_targets + te_targets)
     except LoraError as exc:
         raise UserInputError(str(exc), input="lora") from exc
-    strengths = {"unet": float(strength_model), "text_encoder": float(strength_clip),
-                 "text_encoder_2": float(strength_clip)}
-    unet_p = [Patch(t.root, n, d, strengths[t.label]) for t, n, d in found.layers if t.label == "unet"]
-    te_p = [Patch(t.root, n, d, strengths[t.label]) for t, n, d in found.layers if t.label != "unet"]
+    den_labels = ("unet", "transformer")
+    unet_p = [Patch(t.root, n, d, float(strength_model)) for t, n, d in found.layers if t.label in den_labels]
+    te_p = [Patch(t.root, n, d, float(strength_clip)) for t, n, d in found.layers if t.label not in den_labels]
     for label, count in found.absent.items():
         log.warning("%s: %d layers for the %s are ignored: none is linked", data.name, count, label)
     log.info("%s: %d denoiser layers (strength %g), %d text-encoder layers (strength %g)",
              data.name, len(unet_p), strength_model, len(te_p), strength_clip)
     den_out: Denoiser = denoiser
     if unet_p and strength_model != 0:
-        den_out = cast(DiffusionDenoiser, denoiser).with_patches(tuple(unet_p))
+        den_out = cast(DiffusionDenoiser, denoiser).with_patches(tuple(unet_p))  # or a TransformerDenoiser
     if text_encoder is None:
         te_out: TextEncoder = NoTextEncoder()
     elif te_p and strength_clip != 0:

@@ -22,7 +22,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -88,8 +88,11 @@ def _read_tensors(path: Path) -> dict[str, torch.Tensor]:
     return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
 
 
-def read_lora(path: Path) -> LoraFile:
-    """Read a LoRA file, or a folder holding one (PEFT: adapter_model.safetensors + adapter_config.json)."""
+def read_lora(path: Path, convert: Callable[[dict[str, torch.Tensor], str], dict[str, torch.Tensor]] | None = None
+              ) -> LoraFile:
+    """Read a LoRA file, or a folder holding one (PEFT: adapter_model.safetensors + adapter_config.json).
+
+    ``convert`` rewrites the tensors' keys first (e.g. kohya Flux names to diffusers ones)."""
     alpha = None
     if path.is_dir():
         cfg = path / "adapter_config.json"
@@ -109,6 +112,8 @@ def read_lora(path: Path) -> LoraFile:
                             f"{[q.name for q in files] or 'none'}")
         path = files[0]
     tensors = _read_tensors(path)
+    if convert is not None:
+        tensors = convert(tensors, path.name)
     groups: dict[str, dict[str, torch.Tensor]] = {}
     unknown = []
     for key, value in tensors.items():
@@ -187,7 +192,7 @@ def ldm_names(unet: torch.nn.Module) -> dict[str, str]:
 class Target:
     """A model a LoRA may patch: its root module and the key prefixes that address it."""
 
-    label: str                      # unet | text_encoder | text_encoder_2
+    label: str                      # unet | transformer | text_encoder | text_encoder_2 | text_encoder_3
     root: torch.nn.Module
     kohya: tuple[str, ...]          # e.g. ("lora_unet_",)
     dotted: tuple[str, ...]         # e.g. ("unet.",)
@@ -198,7 +203,7 @@ class Target:
                  if n and isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))}
         self.modules = names
         self.aliases: dict[str, str] = {}
-        if self.label != "unet":  # transformers 5's CLIPTextModel dropped the "text_model." level
+        if self.label.startswith("text_encoder"):  # transformers 5's CLIPTextModel dropped the "text_model." level
             for n in names:
                 alias = n[len("text_model."):] if n.startswith("text_model.") else "text_model." + n
                 self.aliases.setdefault(alias, n)
@@ -251,9 +256,9 @@ def _resolve(stem: str, targets: list[Target], prefixes: dict[str, str]) -> tupl
     return None, None, "?"
 
 
-PREFIXES = {"lora_unet_": "unet", "lora_te2_": "text_encoder_2", "lora_te1_": "text_encoder",
-            "lora_te_": "text_encoder", "unet.": "unet", "text_encoder_2.": "text_encoder_2",
-            "text_encoder.": "text_encoder"}
+PREFIXES = {"lora_unet_": "unet", "lora_transformer_": "transformer", "lora_te2_": "text_encoder_2",
+            "lora_te1_": "text_encoder", "lora_te_": "text_encoder", "unet.": "unet", "transformer.": "transformer",
+            "text_encoder_2.": "text_encoder_2", "text_encoder_3.": "text_encoder_3", "text_encoder.": "text_encoder"}
 
 
 def _delta(stem: str, group: dict[str, torch.Tensor], weight: torch.Tensor, file_alpha: float | None) -> Delta:
