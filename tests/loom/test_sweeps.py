@@ -207,33 +207,30 @@ def test_cache_is_shared_so_a_cfg_sweep_reruns_only_what_follows_sample(sw_execu
     assert r.seeds == {"noise.seed": 1} and r.seconds > 0
 
 
-def test_a_failing_cell_does_not_stop_the_others(sw_executor):
-    @node(category="test", id="sw_picky")
-    def picky(v: float) -> float:
-        """Fails on 15."""
+def _gated_sweep(executor, node_id: str, exc: BaseException) -> dict:
+    """A cfg sweep over 1, 1.5, 2 whose metric is fed through a node raising ``exc`` at 15."""
+    @node(category="test", id=node_id)
+    def gate(v: float) -> float:
+        """Raises at 15."""
         if v == 15:
-            raise ValueError("fifteen")
+            raise exc
         return v
-    sw_executor.registry.add(picky)
+    executor.registry.add(gate)
     wf = _wf(sweeps=[{"node": "sample", "input": "cfg", "values": [1.0, 1.5, 2.0]}])
     wf["nodes"]["metric"]["inputs"]["v"] = {"node": "p", "output": "float"}
-    wf["nodes"]["p"] = {"type": "sw_picky", "inputs": {"v": {"node": "sample", "output": "float"}}}
+    wf["nodes"]["p"] = {"type": node_id, "inputs": {"v": {"node": "sample", "output": "float"}}}
+    return wf
+
+
+def test_a_failing_cell_does_not_stop_the_others(sw_executor):
+    wf = _gated_sweep(sw_executor, "sw_picky", ValueError("fifteen"))
     results = run_sweep(sw_executor, wf)
     assert [r.status for r in results] == ["finished", "failed", "finished"]
     assert "fifteen" in results[1].error and results[1].error.startswith("p:")
 
 
 def test_an_interrupt_stops_the_sweep(sw_executor):
-    @node(category="test", id="sw_stop")
-    def stop(v: float) -> float:
-        """Interrupts on 15."""
-        if v == 15:
-            raise Interrupted("stop here")
-        return v
-    sw_executor.registry.add(stop)
-    wf = _wf(sweeps=[{"node": "sample", "input": "cfg", "values": [1.0, 1.5, 2.0]}])
-    wf["nodes"]["metric"]["inputs"]["v"] = {"node": "p", "output": "float"}
-    wf["nodes"]["p"] = {"type": "sw_stop", "inputs": {"v": {"node": "sample", "output": "float"}}}
+    wf = _gated_sweep(sw_executor, "sw_stop", Interrupted("stop here"))
     seen = []
     results = run_sweep(sw_executor, wf, on_cell=lambda r: seen.append(r.cell.index))
     assert [r.status for r in results] == ["finished", "interrupted", "interrupted"]

@@ -16,6 +16,8 @@ as the pipelines do.
 """
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,16 +105,16 @@ def t5_encode(part: T5Part, segments: list[tuple[str, float]], max_length: int, 
     return apply_weights(states.float(), w.to(states.device)).cpu(), mask.cpu()
 
 
-class _Encoder(Patchable, TextEncoder):
-    """Shared parts of the transformer-family encoders."""
+class _Encoder(Patchable, TextEncoder, metaclass=abc.ABCMeta):
+    """Shared parts of the transformer-family encoders: each family gives its modules and ``_encode``."""
 
     family = ""
     name = ""
 
     @property
+    @abc.abstractmethod
     def modules(self) -> list[torch.nn.Module]:
         """The torch modules (for the model manager)."""
-        raise NotImplementedError
 
     def encode(self, prompt: str, manager: Any, device: torch.device) -> Conditioning:
         """Prompt (with optional weighting syntax) → Conditioning on the CPU."""
@@ -122,9 +124,10 @@ class _Encoder(Patchable, TextEncoder):
         return Conditioning(embeds=embeds, pooled=pooled, mask=mask, family=self.family,
                             text=(plain_text(segments),))
 
+    @abc.abstractmethod
     def _encode(self, segments: list[tuple[str, float]], device: torch.device
                 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        raise NotImplementedError
+        """(token states, pooled vector or None, attention mask or None) on the CPU."""
 
 
 class SD3TextEncoder(_Encoder):
